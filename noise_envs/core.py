@@ -1,0 +1,250 @@
+"""The batched task base class: every task is written once, as a pure PyTorch simulator.
+
+A task follows the functional shape of Gymnasium's ``FuncEnv`` (initial, transition, observation,
+reward, terminal), batched over a leading dimension ``B``. The Gymnasium adapters in
+:mod:`noise_envs.env` and :mod:`noise_envs.vector_env` only convert types and seed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from abc import ABC, abstractmethod
+from typing import ClassVar, Generic, TypeVar
+
+import numpy as np
+import torch
+from gymnasium import spaces
+
+from noise_envs._checks import check_positive_int, check_shape
+from noise_envs.config import JsonConfig
+from noise_envs.random import RandomSource, as_random_source
+
+__all__ = ["Metric", "Task", "TaskState", "repeat_rows", "select_rows", "where_rows"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Metric:
+    """A per-episode metric and the direction in which it is better."""
+
+    name: str
+    higher_is_better: bool
+    description: str = ""
+
+    def best_index(self, values: np.ndarray) -> int:
+        """Index of the best entry of ``values``."""
+        return int(np.argmax(values) if self.higher_is_better else np.argmin(values))
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskState:
+    """What every task's state holds; tasks subclass it with their own tensors.
+
+    Attributes:
+        t: steps taken in the episode, ``[B]`` int64.
+        done: whether the episode has ended, ``[B]`` bool. Ended rows are frozen.
+        truncated: whether it ended by the time limit rather than by the task, ``[B]`` bool.
+        error_sum: running sum of mask-weighted squared teacher errors, ``[B]``.
+        weight_sum: running sum of teacher mask weights, ``[B]``.
+        rng: where observation noise and other per-step randomness come from.
+    """
+
+    t: torch.Tensor
+    done: torch.Tensor
+    truncated: torch.Tensor
+    error_sum: torch.Tensor
+    weight_sum: torch.Tensor
+    rng: RandomSource
+
+    @property
+    def batch_size(self) -> int:
+        """Number of rows ``B``."""
+        return self.t.shape[0]
+
+    @property
+    def teacher_mse(self) -> torch.Tensor:
+        """Mask-weighted mean squared teacher error so far, ``[B]``."""
+        return self.error_sum / self.weight_sum.clamp_min(1e-12)
+
+
+StateT = TypeVar("StateT", bound=TaskState)
+ConfigT = TypeVar("ConfigT", bound=JsonConfig)
+
+
+def _tensor_fields(state: TaskState):
+    for field in dataclasses.fields(state):
+        value = getattr(state, field.name)
+        if isinstance(value, torch.Tensor):
+            yield field.name, value
+
+
+def where_rows(mask: torch.Tensor, if_true: StateT, if_false: StateT) -> StateT:
+    """Row-wise select between two states of the same type: ``mask`` is ``[B]`` bool."""
+    changes = {}
+    for name, a in _tensor_fields(if_true):
+        b = getattr(if_false, name)
+        changes[name] = torch.where(mask.view(-1, *([1] * (a.dim() - 1))), a, b)
+    return dataclasses.replace(if_false, **changes)
+
+
+def select_rows(state: StateT, rows: torch.Tensor) -> StateT:
+    """The state of the given rows (an index tensor)."""
+    return dataclasses.replace(state, **{n: v[rows] for n, v in _tensor_fields(state)})
+
+
+def repeat_rows(state: StateT, repeats: int) -> StateT:
+    """Tile a state ``repeats`` times along the batch: row ``r * B + i`` is row ``i``."""
+    return dataclasses.replace(
+        state,
+        **{n: v.repeat(repeats, *([1] * (v.dim() - 1))) for n, v in _tensor_fields(state)},
+    )
+
+
+class Task(ABC, Generic[StateT, ConfigT]):
+    """A batched, device-aware task simulator.
+
+    Subclasses set the class variables, build ``observation_space`` / ``action_space`` and
+    ``horizon`` from their config, and implement ``_initial``, ``_transition``, ``_observe``,
+    ``_terminal`` and ``teacher``. This class adds observation noise, freezes ended rows,
+    accumulates the teacher error and validates actions, once for every task.
+    """
+
+    id: ClassVar[str]
+    metrics: ClassVar[tuple[Metric, ...]]
+    primary_metric: ClassVar[str]
+    config_class: ClassVar[type[JsonConfig]]
+
+    observation_space: spaces.Box
+    action_space: spaces.Box
+    horizon: int
+
+    def __init__(self, config: ConfigT | None = None, **options) -> None:
+        if config is not None and options:
+            raise ValueError("pass either a config or keyword options, not both")
+        self.config: ConfigT = config if config is not None else self.config_class(**options)
+        if not isinstance(self.config, self.config_class):
+            raise ValueError(
+                f"`config` must be a {self.config_class.__name__}, got {type(self.config).__name__}"
+            )
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.id}, horizon={self.horizon})"
+
+    @property
+    def obs_size(self) -> int:
+        """Length of one observation vector."""
+        return int(self.observation_space.shape[0])
+
+    @property
+    def action_size(self) -> int:
+        """Length of one action vector."""
+        return int(self.action_space.shape[0])
+
+    @property
+    def obs_noise(self) -> float:
+        """Standard deviation of the Gaussian observation noise."""
+        return float(getattr(self.config, "obs_noise", 0.0))
+
+    def metric(self, name: str | None = None) -> Metric:
+        """The metric called ``name`` (the primary one by default)."""
+        name = name or self.primary_metric
+        for metric in self.metrics:
+            if metric.name == name:
+                return metric
+        raise ValueError(f"`metric` must be one of {[m.name for m in self.metrics]}, got {name!r}")
+
+    def reset(
+        self,
+        batch_size: int,
+        generator: torch.Generator | RandomSource | int | None = None,
+        device: torch.device | str = "cpu",
+    ) -> tuple[StateT, torch.Tensor]:
+        """Start ``batch_size`` episodes; returns the state and the first observations ``[B, O]``."""
+        check_positive_int("batch_size", batch_size)
+        rng = as_random_source(generator, device)
+        state = self._initial(batch_size, rng, torch.device(device))
+        return state, self.observe(state)
+
+    def step(
+        self, state: StateT, action: torch.Tensor
+    ) -> tuple[StateT, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Advance every row by one step: returns ``(state, obs, reward, done)``.
+
+        ``action`` is ``[B, A]``. Rows whose episode already ended keep their state and get
+        reward 0. ``reward`` is ``[B]`` float, ``done`` is ``[B]`` bool.
+        """
+        action = self._check_action(state, action)
+        target, mask = self.teacher(state)
+        step_error = (mask * (action - target) ** 2).sum(-1)
+        reward = self._reward(state, action, target, mask)
+        moved = self._transition(state, action)
+        terminated = self._terminal(moved)
+        truncated = (moved.t >= self.horizon) & ~terminated
+        moved = dataclasses.replace(
+            moved,
+            done=terminated | truncated,
+            truncated=truncated,
+            error_sum=state.error_sum + step_error,
+            weight_sum=state.weight_sum + mask.sum(-1),
+        )
+        new_state = where_rows(state.done, state, moved)
+        reward = torch.where(state.done, torch.zeros_like(reward), reward)
+        return new_state, self.observe(new_state), reward, new_state.done
+
+    def observe(self, state: StateT) -> torch.Tensor:
+        """Observations ``[B, O]``: the clean observation plus observation noise, kept in bounds."""
+        obs = self._observe(state)
+        if self.obs_noise > 0:
+            obs = obs + self.obs_noise * state.rng.normal(state.batch_size, self.obs_size)
+        low = torch.as_tensor(self.observation_space.low, device=obs.device)
+        high = torch.as_tensor(self.observation_space.high, device=obs.device)
+        return torch.clamp(obs, low, high)
+
+    @abstractmethod
+    def teacher(self, state: StateT) -> tuple[torch.Tensor, torch.Tensor]:
+        """The supervised signal for the action taken now: ``target [B, A]`` and ``mask [B, A]``."""
+
+    def episode_metrics(self, state: StateT) -> dict[str, torch.Tensor]:
+        """Per-episode metrics ``{name: [B]}``; meaningful once ``state.done`` is true."""
+        return {"mse": state.teacher_mse}
+
+    def _reward(
+        self, state: StateT, action: torch.Tensor, target: torch.Tensor, mask: torch.Tensor
+    ) -> torch.Tensor:
+        """Minus the mask-weighted squared error by default, so RL code can use supervised tasks."""
+        return -(mask * (action - target) ** 2).sum(-1)
+
+    def _base_state(self, batch_size: int, rng: RandomSource, device: torch.device) -> dict:
+        """The :class:`TaskState` fields of a fresh batch, for subclasses' ``_initial``."""
+        zeros = torch.zeros(batch_size, device=device)
+        return {
+            "t": torch.zeros(batch_size, dtype=torch.long, device=device),
+            "done": torch.zeros(batch_size, dtype=torch.bool, device=device),
+            "truncated": torch.zeros(batch_size, dtype=torch.bool, device=device),
+            "error_sum": zeros,
+            "weight_sum": zeros.clone(),
+            "rng": rng,
+        }
+
+    def _check_action(self, state: StateT, action: torch.Tensor) -> torch.Tensor:
+        if not isinstance(action, torch.Tensor):
+            action = torch.as_tensor(np.asarray(action), dtype=torch.float32, device=state.t.device)
+        check_shape("action", action, (state.batch_size, self.action_size))
+        if not torch.isfinite(action).all():
+            raise ValueError("`action` must be finite, got NaN or infinite entries")
+        return action
+
+    @abstractmethod
+    def _initial(self, batch_size: int, rng: RandomSource, device: torch.device) -> StateT:
+        """A fresh state for ``batch_size`` episodes."""
+
+    @abstractmethod
+    def _transition(self, state: StateT, action: torch.Tensor) -> StateT:
+        """The next state (``t`` advanced); ``done`` and the error sums are filled in by ``step``."""
+
+    @abstractmethod
+    def _observe(self, state: StateT) -> torch.Tensor:
+        """The noise-free observation ``[B, O]``."""
+
+    def _terminal(self, state: StateT) -> torch.Tensor:
+        """Whether each row's episode ends by the task itself (``[B]`` bool); time limit aside."""
+        return torch.zeros_like(state.done)
