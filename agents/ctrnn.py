@@ -1,0 +1,240 @@
+"""The continuous-time RNN with noise inside or outside its activation."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from agents.noise import (
+    ACTIVATIONS,
+    NOISE_SCALINGS,
+    PLACEMENTS,
+    NoiseLike,
+    draw_noise,
+    noisy_activation,
+    sigma_column,
+)
+from noise_envs._checks import check_choice, check_positive, check_positive_int, check_shape
+from noise_envs.config import JsonConfig
+from noise_envs.random import as_random_source
+
+__all__ = ["CTRNN", "CTRNNConfig", "ctrnn_step"]
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class CTRNNConfig(JsonConfig):
+    """Options of :class:`CTRNN`."""
+
+    input_size: int
+    """Length of the input (observation) vector."""
+    output_size: int
+    """Length of the linear read-out (action) vector."""
+    hidden_size: int = 64
+    """Number of recurrent units N."""
+    activation: str = "relu"
+    """Activation f: relu, softplus, tanh or sigmoid."""
+    placement: str = "in"
+    """Where the noise enters: "in" (inside f) or "out" (added after f)."""
+    dt: float = 10.0
+    """Time step in ms."""
+    tau: float = 100.0
+    """Membrane time constant in ms; gamma = dt / tau."""
+    noise_scaling: str = "per_step"
+    """per_step (sigma as given, the paper's) or sqrt_2_over_gamma (Yang et al. 2019)."""
+    recurrent_gain: float = 0.9
+    """Recurrent weights start as N(0, gain^2 / N)."""
+    learn_initial_state: bool = False
+    """Learn the initial hidden state instead of starting at zero."""
+
+    def __post_init__(self) -> None:
+        check_positive_int("input_size", self.input_size)
+        check_positive_int("output_size", self.output_size)
+        check_positive_int("hidden_size", self.hidden_size)
+        check_choice("activation", self.activation, ACTIVATIONS)
+        check_choice("placement", self.placement, PLACEMENTS)
+        check_choice("noise_scaling", self.noise_scaling, NOISE_SCALINGS)
+        check_positive("dt", self.dt)
+        check_positive("tau", self.tau)
+        if self.dt > self.tau:
+            raise ValueError(
+                f"`dt` must be <= `tau` (gamma <= 1), got dt={self.dt}, tau={self.tau}"
+            )
+        check_positive("recurrent_gain", self.recurrent_gain)
+
+    @property
+    def gamma(self) -> float:
+        """The update rate ``dt / tau`` (not a discount factor)."""
+        return self.dt / self.tau
+
+    @property
+    def noise_gain(self) -> float:
+        """Factor applied to sigma: 1, or ``sqrt(2 / gamma)`` for Yang et al.'s scaling."""
+        return 1.0 if self.noise_scaling == "per_step" else math.sqrt(2.0 / self.gamma)
+
+
+def ctrnn_step(
+    h: torch.Tensor,
+    u: torch.Tensor,
+    W: torch.Tensor,
+    U: torch.Tensor,
+    b: torch.Tensor,
+    *,
+    activation: Callable[[torch.Tensor], torch.Tensor],
+    placement: str,
+    gamma: float,
+    noise: torch.Tensor | None = None,
+) -> torch.Tensor:
+    r"""One Euler step of the CTRNN.
+
+    .. math::
+        \text{in:}\quad h \leftarrow (1-\gamma) h + \gamma f(W h + U u + b + \sigma\xi)
+
+        \text{out:}\quad h \leftarrow (1-\gamma) h + \gamma (f(W h + U u + b) + \sigma\xi)
+
+    Args:
+        h: hidden state ``[B, N]``.
+        u: input ``[B, I]``.
+        W: recurrent weights ``[N, N]``.
+        U: input weights ``[N, I]``.
+        b: bias ``[N]``.
+        activation: f.
+        placement: "in" or "out".
+        gamma: ``dt / tau``.
+        noise: the scaled noise ``sigma * xi``, ``[B, N]``, or None for none.
+
+    References:
+        Eckstein & Srinivasan, "Paradoxical noise preference in RNNs", TMLR 2026.
+    """
+    pre = h @ W.T + u @ U.T + b
+    return (1.0 - gamma) * h + gamma * noisy_activation(pre, activation, placement, noise)
+
+
+class CTRNN(nn.Module):
+    """A discrete-time CTRNN with a linear read-out ``y = W_out h + b_out``.
+
+    ``sigma`` (a float, or ``[B]`` for one level per row) is an argument of every call, scaled by
+    ``config.noise_gain``; the standard normal samples ``xi`` come from ``noise``. Implements the
+    :class:`~agents.policy.Policy` protocol.
+
+    Example:
+        >>> model = CTRNN(CTRNNConfig(input_size=1, output_size=1, hidden_size=8))
+        >>> y, h = model(torch.zeros(5, 2, 1), sigma=0.1, noise=0)
+        >>> tuple(y.shape), tuple(h.shape)
+        ((5, 2, 1), (5, 2, 8))
+    """
+
+    def __init__(self, config: CTRNNConfig, generator: torch.Generator | None = None) -> None:
+        super().__init__()
+        self.config = config
+        n, i, o = config.hidden_size, config.input_size, config.output_size
+        g = generator if generator is not None else torch.Generator().manual_seed(0)
+        self.W = nn.Parameter(torch.randn(n, n, generator=g) * config.recurrent_gain / math.sqrt(n))
+        self.U = nn.Parameter(torch.randn(n, i, generator=g) / math.sqrt(i))
+        self.b = nn.Parameter(torch.zeros(n))
+        self.W_out = nn.Parameter(torch.randn(o, n, generator=g) / math.sqrt(n))
+        self.b_out = nn.Parameter(torch.zeros(o))
+        self.h0 = nn.Parameter(torch.zeros(n), requires_grad=config.learn_initial_state)
+        self.activation = ACTIVATIONS[config.activation]
+
+    def __repr__(self) -> str:
+        c = self.config
+        return (
+            f"CTRNN(in={c.input_size}, hidden={c.hidden_size}, out={c.output_size}, "
+            f"{c.activation}, noise {c.placement}, gamma={c.gamma:g}, {c.noise_scaling})"
+        )
+
+    def initial_state(self, batch_size: int, device: torch.device | str = "cpu") -> torch.Tensor:
+        """The hidden state ``[B, N]`` at the start of an episode."""
+        check_positive_int("batch_size", batch_size)
+        return self.h0.to(device).expand(batch_size, -1)
+
+    def readout(self, h: torch.Tensor) -> torch.Tensor:
+        """The output ``y = W_out h + b_out`` for states ``[..., N]``."""
+        return h @ self.W_out.T + self.b_out
+
+    def step(
+        self,
+        obs: torch.Tensor,
+        state: torch.Tensor,
+        sigma: float | torch.Tensor = 0.0,
+        noise: NoiseLike = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One step: returns the output ``[B, O]`` and the new hidden state ``[B, N]``.
+
+        Args:
+            obs: input ``[B, I]``.
+            state: hidden state ``[B, N]``.
+            sigma: noise level, a float or ``[B]``.
+            noise: source of ``xi`` (generator, RandomSource or seed), or ``xi`` itself ``[B, N]``.
+        """
+        h = self.hidden_step(obs, state, sigma, noise)
+        return self.readout(h), h
+
+    def hidden_step(
+        self,
+        obs: torch.Tensor,
+        state: torch.Tensor,
+        sigma: float | torch.Tensor = 0.0,
+        noise: NoiseLike = None,
+    ) -> torch.Tensor:
+        """The new hidden state ``[B, N]`` after one step (see :meth:`step`)."""
+        batch, n = state.shape[0], self.config.hidden_size
+        check_shape("obs", obs, (batch, self.config.input_size))
+        check_shape("state", state, (batch, n))
+        scaled = self._scaled_noise(sigma, noise, batch, obs.device)
+        return ctrnn_step(
+            state,
+            obs,
+            self.W,
+            self.U,
+            self.b,
+            activation=self.activation,
+            placement=self.config.placement,
+            gamma=self.config.gamma,
+            noise=scaled,
+        )
+
+    def forward(
+        self,
+        inputs: torch.Tensor,
+        sigma: float | torch.Tensor = 0.0,
+        noise: NoiseLike | int = None,
+        h0: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Run a sequence: inputs ``[T, B, I]`` -> outputs ``[T, B, O]`` and states ``[T, B, N]``.
+
+        ``noise`` may be a seed, a generator or a source to draw from each step, or all samples
+        ``xi`` as ``[T, B, N]``.
+        """
+        if inputs.dim() != 3:
+            raise ValueError(f"Expected `inputs` of shape [T, B, I], got {tuple(inputs.shape)}")
+        steps, batch = inputs.shape[:2]
+        h = self.initial_state(batch, inputs.device) if h0 is None else h0
+        if isinstance(noise, torch.Tensor):
+            check_shape("noise", noise, (steps, batch, self.config.hidden_size))
+        elif noise is not None:
+            noise = as_random_source(noise, inputs.device)
+        states = []
+        for t in range(steps):
+            step_noise = noise[t] if isinstance(noise, torch.Tensor) else noise
+            h = self.hidden_step(inputs[t], h, sigma, step_noise)
+            states.append(h)
+        hidden = torch.stack(states)
+        return self.readout(hidden), hidden
+
+    def _scaled_noise(
+        self, sigma: float | torch.Tensor, noise: NoiseLike, batch: int, device: torch.device
+    ) -> torch.Tensor | None:
+        if (
+            not isinstance(sigma, torch.Tensor)
+            and sigma == 0
+            and not isinstance(noise, torch.Tensor)
+        ):
+            sigma_column(sigma, batch, device)  # validates
+            return None
+        column = sigma_column(sigma, batch, device) * self.config.noise_gain
+        return column * draw_noise(noise, (batch, self.config.hidden_size), device)

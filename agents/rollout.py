@@ -1,0 +1,94 @@
+"""Closed-loop rollouts of a policy inside a batched task: what training and sweeps both run."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+
+from agents.noise import NoiseLike
+from agents.policy import Policy
+from noise_envs.core import Task, TaskState
+from noise_envs.random import RandomSource
+
+__all__ = ["Rollout", "rollout"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Rollout:
+    """The outcome of :func:`rollout`.
+
+    Attributes:
+        state: the task's final state (its ``error_sum`` / ``weight_sum`` carry gradients).
+        metrics: per-episode metrics ``{name: [B]}``.
+        steps: steps run (the longest episode).
+        observations: ``[T, B, O]`` if recorded, else None.
+        actions: ``[T, B, A]`` if recorded, else None.
+        policy_states: the policy's state after each step, stacked ``[T, B, ...]``, if recorded.
+        alive: ``[T, B]`` bool, whether each row's episode was running at each step, if recorded.
+    """
+
+    state: TaskState
+    metrics: dict[str, torch.Tensor]
+    steps: int
+    observations: torch.Tensor | None = None
+    actions: torch.Tensor | None = None
+    policy_states: torch.Tensor | None = None
+    alive: torch.Tensor | None = None
+
+    @property
+    def teacher_loss(self) -> torch.Tensor:
+        """Mask-weighted mean squared teacher error over the whole batch (a scalar)."""
+        return self.state.error_sum.sum() / self.state.weight_sum.sum().clamp_min(1e-12)
+
+
+def rollout(
+    policy: Policy,
+    task: Task,
+    batch_size: int,
+    *,
+    sigma: float | torch.Tensor = 0.0,
+    env_rng: RandomSource | torch.Generator | int | None = None,
+    noise: NoiseLike = None,
+    device: torch.device | str = "cpu",
+    record: bool = False,
+) -> Rollout:
+    """Run ``batch_size`` episodes of ``task`` with ``policy`` acting closed-loop at noise ``sigma``.
+
+    The policy sees each observation, acts, and the task advances on that action, so the same code
+    serves open-loop tasks and closed-loop ones. Gradients flow unless the caller disables them.
+
+    Args:
+        policy: anything speaking the :class:`~agents.policy.Policy` protocol.
+        task: the batched simulator.
+        batch_size: number of episodes B.
+        sigma: the policy's noise level, a float or ``[B]``.
+        env_rng: randomness of the task (trial conditions, observation noise).
+        noise: randomness of the policy (a generator or source).
+        device: where to run.
+        record: keep observations, actions and policy states of every step.
+    """
+    state, obs = task.reset(batch_size, env_rng, device)
+    policy_state = policy.initial_state(batch_size, device)
+    trace: dict[str, list[torch.Tensor]] = {"obs": [], "actions": [], "states": [], "alive": []}
+    steps = 0
+    while steps < task.horizon:
+        steps += 1
+        alive = ~state.done
+        action, policy_state = policy.step(obs, policy_state, sigma, noise)
+        if record:
+            for key, value in zip(trace, (obs, action, policy_state, alive), strict=True):
+                trace[key].append(value.detach() if isinstance(value, torch.Tensor) else value)
+        state, obs, _, done = task.step(state, action)
+        if bool(done.all()):
+            break
+    recorded = {key: torch.stack(values) for key, values in trace.items()} if record else {}
+    return Rollout(
+        state=state,
+        metrics=task.episode_metrics(state),
+        steps=steps,
+        observations=recorded.get("obs"),
+        actions=recorded.get("actions"),
+        policy_states=recorded.get("states"),
+        alive=recorded.get("alive"),
+    )
