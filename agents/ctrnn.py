@@ -18,7 +18,13 @@ from agents.noise import (
     noisy_activation,
     sigma_column,
 )
-from noise_envs._checks import check_choice, check_positive, check_positive_int, check_shape
+from noise_envs._checks import (
+    check_choice,
+    check_positive,
+    check_positive_int,
+    check_shape,
+    check_sigma,
+)
 from noise_envs.config import JsonConfig
 from noise_envs.random import as_random_source
 
@@ -109,8 +115,8 @@ def ctrnn_step(
     References:
         Eckstein & Srinivasan, "Paradoxical noise preference in RNNs", TMLR 2026.
     """
-    pre = h @ W.T + u @ U.T + b
-    return (1.0 - gamma) * h + gamma * noisy_activation(pre, activation, placement, noise)
+    pre = torch.addmm(torch.addmm(b, h, W.T), u, U.T)
+    return torch.lerp(h, noisy_activation(pre, activation, placement, noise), gamma)
 
 
 class CTRNN(nn.Module):
@@ -154,6 +160,8 @@ class CTRNN(nn.Module):
 
     def readout(self, h: torch.Tensor) -> torch.Tensor:
         """The output ``y = W_out h + b_out`` for states ``[..., N]``."""
+        if h.dim() == 2:
+            return torch.addmm(self.b_out, h, self.W_out.T)
         return h @ self.W_out.T + self.b_out
 
     def step(
@@ -183,8 +191,10 @@ class CTRNN(nn.Module):
     ) -> torch.Tensor:
         """The new hidden state ``[B, N]`` after one step (see :meth:`step`)."""
         batch, n = state.shape[0], self.config.hidden_size
-        check_shape("obs", obs, (batch, self.config.input_size))
-        check_shape("state", state, (batch, n))
+        if obs.shape != (batch, self.config.input_size):
+            check_shape("obs", obs, (batch, self.config.input_size))
+        if state.shape != (batch, n):
+            check_shape("state", state, (batch, n))
         scaled = self._scaled_noise(sigma, noise, batch, obs.device)
         return ctrnn_step(
             state,
@@ -229,12 +239,10 @@ class CTRNN(nn.Module):
     def _scaled_noise(
         self, sigma: float | torch.Tensor, noise: NoiseLike, batch: int, device: torch.device
     ) -> torch.Tensor | None:
-        if (
-            not isinstance(sigma, torch.Tensor)
-            and sigma == 0
-            and not isinstance(noise, torch.Tensor)
-        ):
-            sigma_column(sigma, batch, device)  # validates
-            return None
-        column = sigma_column(sigma, batch, device) * self.config.noise_gain
-        return column * draw_noise(noise, (batch, self.config.hidden_size), device)
+        if isinstance(sigma, torch.Tensor):
+            scale = sigma_column(sigma, batch, device) * self.config.noise_gain
+        else:
+            scale = check_sigma(sigma) * self.config.noise_gain
+            if scale == 0 and not isinstance(noise, torch.Tensor):
+                return None
+        return scale * draw_noise(noise, (batch, self.config.hidden_size), device)

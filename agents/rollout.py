@@ -79,7 +79,7 @@ def rollout(
         if record:
             for key, value in zip(trace, (obs, action, policy_state, alive), strict=True):
                 trace[key].append(value.detach() if isinstance(value, torch.Tensor) else value)
-        state, obs, _, done = task.step(state, action)
+        state, obs, _, done = task.step(state, action, validate=False)
         if bool(done.all()):
             break
     recorded = {key: torch.stack(values) for key, values in trace.items()} if record else {}

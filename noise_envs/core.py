@@ -165,36 +165,44 @@ class Task(ABC, Generic[StateT, ConfigT]):
         return state, self.observe(state)
 
     def step(
-        self, state: StateT, action: torch.Tensor
+        self, state: StateT, action: torch.Tensor, *, validate: bool = True
     ) -> tuple[StateT, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Advance every row by one step: returns ``(state, obs, reward, done)``.
 
         ``action`` is ``[B, A]``. Rows whose episode already ended keep their state and get
-        reward 0. ``reward`` is ``[B]`` float, ``done`` is ``[B]`` bool.
+        reward 0. ``reward`` is ``[B]`` float, ``done`` is ``[B]`` bool. ``validate=False`` skips
+        the shape and finiteness check of ``action``, for trusted inner loops.
         """
-        action = self._check_action(state, action)
+        if validate:
+            action = self._check_action(state, action)
         target, mask = self.teacher(state)
-        step_error = (mask * (action - target) ** 2).sum(-1)
-        reward = self._reward(state, action, target, mask)
+        difference = action - target
+        step_error = torch.linalg.vecdot(difference, mask * difference)
+        reward = self._reward(state, action, step_error)
         moved = self._transition(state, action)
         terminated = self._terminal(moved)
-        truncated = (moved.t >= self.horizon) & ~terminated
+        done = terminated | (moved.t >= self.horizon)
         moved = dataclasses.replace(
             moved,
-            done=terminated | truncated,
-            truncated=truncated,
+            done=done,
+            truncated=done ^ terminated,
             error_sum=state.error_sum + step_error,
             weight_sum=state.weight_sum + mask.sum(-1),
         )
-        new_state = where_rows(state.done, state, moved)
-        reward = torch.where(state.done, torch.zeros_like(reward), reward)
-        return new_state, self.observe(new_state), reward, new_state.done
+        if bool(state.done.any()):
+            moved = where_rows(state.done, state, moved)
+            reward = torch.where(state.done, torch.zeros_like(reward), reward)
+        return moved, self.observe(moved), reward, moved.done
 
     def observe(self, state: StateT) -> torch.Tensor:
-        """Observations ``[B, O]``: the clean observation plus observation noise, kept in bounds."""
+        """Observations ``[B, O]``: the clean observation plus observation noise, kept in bounds.
+
+        Subclasses' clean observations lie inside ``observation_space``; only noise is clipped.
+        """
         obs = self._observe(state)
-        if self.obs_noise > 0:
-            obs = obs + self.obs_noise * state.rng.normal(state.batch_size, self.obs_size)
+        if self.obs_noise == 0:
+            return obs
+        obs = obs + self.obs_noise * state.rng.normal(state.batch_size, self.obs_size)
         low = torch.as_tensor(self.observation_space.low, device=obs.device)
         high = torch.as_tensor(self.observation_space.high, device=obs.device)
         return torch.clamp(obs, low, high)
@@ -208,10 +216,11 @@ class Task(ABC, Generic[StateT, ConfigT]):
         return {"mse": state.teacher_mse}
 
     def _reward(
-        self, state: StateT, action: torch.Tensor, target: torch.Tensor, mask: torch.Tensor
+        self, state: StateT, action: torch.Tensor, step_error: torch.Tensor
     ) -> torch.Tensor:
-        """Minus the mask-weighted squared error by default, so RL code can use supervised tasks."""
-        return -(mask * (action - target) ** 2).sum(-1)
+        """Minus the step's mask-weighted squared teacher error by default, so RL code can use
+        supervised tasks; ``step_error`` is ``[B]``."""
+        return -step_error
 
     def _base_state(self, batch_size: int, rng: RandomSource, device: torch.device) -> dict:
         """The :class:`TaskState` fields of a fresh batch, for subclasses' ``_initial``."""

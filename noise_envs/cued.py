@@ -70,8 +70,8 @@ class CuedResponseTask(Task[CuedResponseState, object]):
 
     def teacher(self, state: CuedResponseState) -> tuple[torch.Tensor, torch.Tensor]:
         """The cue's target, weighted 1 from ``response_start`` on and 0 before."""
-        scored = (state.t >= self.response_start).to(state.target.dtype)
-        return state.target, scored[:, None].expand_as(state.target)
+        scored = (state.t >= self.response_start).unsqueeze(-1).to(state.target.dtype)
+        return state.target, scored.expand_as(state.target)
 
     def _initial(
         self, batch_size: int, rng: RandomSource, device: torch.device
