@@ -218,8 +218,10 @@ class Task(ABC, Generic[StateT, ConfigT]):
     def _reward(
         self, state: StateT, action: torch.Tensor, step_error: torch.Tensor
     ) -> torch.Tensor:
-        """Minus the step's mask-weighted squared teacher error by default, so RL code can use
-        supervised tasks; ``step_error`` is ``[B]``."""
+        """Minus the step's mask-weighted squared teacher error ``[B]`` by default.
+
+        So RL code can use supervised tasks as they are.
+        """
         return -step_error
 
     def _base_state(self, batch_size: int, rng: RandomSource, device: torch.device) -> dict:
