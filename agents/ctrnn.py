@@ -241,6 +241,8 @@ class CTRNN(nn.Module):
     ) -> torch.Tensor | None:
         if isinstance(sigma, torch.Tensor):
             scale = sigma_column(sigma, batch, device) * self.config.noise_gain
+            if noise is None and not bool(scale.any()):
+                return None  # a [B] sigma of zeros is noise-free and needs no source
         else:
             scale = check_sigma(sigma) * self.config.noise_gain
             if scale == 0 and not isinstance(noise, torch.Tensor):

@@ -113,6 +113,11 @@ class Task(ABC, Generic[StateT, ConfigT]):
     primary_metric: ClassVar[str]
     config_class: ClassVar[type[JsonConfig]]
 
+    render_modes: ClassVar[tuple[str, ...]] = ()
+    """Render modes the task can draw; the Gymnasium adapters list them in ``metadata``."""
+    render_fps: ClassVar[float | None] = None
+    """Frames per second of rendered episodes; needed once ``render_modes`` is not empty."""
+
     observation_space: spaces.Box
     action_space: spaces.Box
     horizon: int
@@ -120,7 +125,9 @@ class Task(ABC, Generic[StateT, ConfigT]):
     def __init__(self, config: ConfigT | None = None, **options) -> None:
         if config is not None and options:
             raise ValueError("pass either a config or keyword options, not both")
-        self.config: ConfigT = config if config is not None else self.config_class(**options)
+        self.config: ConfigT = (
+            config if config is not None else self.config_class.from_dict(options)
+        )
         if not isinstance(self.config, self.config_class):
             raise ValueError(
                 f"`config` must be a {self.config_class.__name__}, got {type(self.config).__name__}"
@@ -210,6 +217,10 @@ class Task(ABC, Generic[StateT, ConfigT]):
     @abstractmethod
     def teacher(self, state: StateT) -> tuple[torch.Tensor, torch.Tensor]:
         """The supervised signal for the action taken now: ``target [B, A]`` and ``mask [B, A]``."""
+
+    def render(self, state: StateT, mode: str) -> list:
+        """One frame per row of ``state`` in ``mode`` (one of ``render_modes``)."""
+        raise NotImplementedError(f"{type(self).__name__} declares no render modes")
 
     def episode_metrics(self, state: StateT) -> dict[str, torch.Tensor]:
         """Per-episode metrics ``{name: [B]}``; meaningful once ``state.done`` is true."""

@@ -1,0 +1,382 @@
+"""Supervised training by backpropagation through time, closed-loop inside a batched task.
+
+The model acts in the task at the training noise level, the task scores every action against its
+teacher signal, and Adam minimises the mask-weighted mean squared teacher error
+(:attr:`~agents.rollout.Rollout.teacher_loss`). Open-loop and closed-loop tasks train alike.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from agents.models import build_model
+from agents.rollout import rollout
+from agents.runs import (
+    CHECKPOINT_FILE,
+    HISTORY_FILE,
+    RUN_FILE,
+    WEIGHTS_FILE,
+    Run,
+    load_checkpoint,
+    load_run,
+    load_state,
+    read_history,
+    read_run_record,
+    run_record,
+    save_checkpoint,
+    save_weights,
+    update_run_record,
+    write_history,
+    write_run_record,
+)
+from noise_envs._checks import check_nonnegative, check_positive, check_positive_int
+from noise_envs.config import JsonConfig
+from noise_envs.core import Task
+from noise_envs.random import RandomSource
+from noise_envs.registration import make_task
+
+__all__ = ["TrainConfig", "TrainResult", "TrainingDiverged", "train", "train_run"]
+
+_RESUMABLE_CHANGES = ("iterations", "checkpoint_every")
+"""Training options a resumed run may change: neither alters the iterations already done."""
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class TrainConfig(JsonConfig):
+    """Options of :func:`train`."""
+
+    sigma: float = 0.0
+    """Noise level of the model during training (the model's config says where noise enters)."""
+    iterations: int = 1000
+    """Number of gradient steps."""
+    batch_size: int = 128
+    """Episodes per gradient step."""
+    learning_rate: float = 3e-3
+    """Learning rate of Adam."""
+    grad_clip: float = 1.0
+    """Largest gradient norm; larger gradients are scaled down to it (0 disables clipping)."""
+    seed: int = 0
+    """Seeds the task's randomness, the model's noise and, in train_run, the initial weights."""
+    checkpoint_every: int = 100
+    """Write a checkpoint every this many iterations, and at the end."""
+
+    def __post_init__(self) -> None:
+        check_nonnegative("sigma", self.sigma)
+        check_positive_int("iterations", self.iterations)
+        check_positive_int("batch_size", self.batch_size)
+        check_positive("learning_rate", self.learning_rate)
+        check_nonnegative("grad_clip", self.grad_clip)
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"`seed` must be an integer >= 0, got {self.seed!r}")
+        check_positive_int("checkpoint_every", self.checkpoint_every)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainResult:
+    """What :func:`train` returns.
+
+    Attributes:
+        model: the trained model (the one passed in, trained in place).
+        history: one dict per iteration with the columns of ``history.csv``.
+        iterations_done: iterations the model has been trained for.
+        run_dir: the run folder, or None if nothing was saved.
+    """
+
+    model: nn.Module
+    history: list[dict[str, float]]
+    iterations_done: int
+    run_dir: Path | None
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss or the gradient became NaN or infinite; the last checkpoint is left as it was."""
+
+
+def train(
+    model: nn.Module,
+    task: Task,
+    config: TrainConfig,
+    *,
+    run_dir: str | Path | None = None,
+    device: torch.device | str = "cpu",
+    progress: bool = True,
+    resume: bool = True,
+) -> TrainResult:
+    """Train ``model`` on ``task`` by BPTT through closed-loop rollouts at noise ``config.sigma``.
+
+    Each iteration runs ``config.batch_size`` episodes, backpropagates the teacher loss, clips the
+    gradient norm and takes an Adam step. With ``run_dir`` the run is saved as a run folder
+    (see :mod:`agents.runs`): checkpoints every ``config.checkpoint_every`` iterations and at the
+    end, then the final weights. If ``run_dir`` holds a checkpoint of the same run and ``resume``
+    is true, training continues from it and ends with the weights an uninterrupted run gives;
+    with ``resume=False`` it starts again from ``model``'s weights.
+
+    Args:
+        model: a registered model kind (see :mod:`agents.models`); trained in place.
+        task: the batched task.
+        config: the training options.
+        run_dir: where to save the run, or None to keep it in memory.
+        device: where to train.
+        progress: show a progress bar.
+        resume: continue from ``run_dir``'s checkpoint if there is one.
+
+    Raises:
+        TrainingDiverged: if the loss or gradient norm is not finite; the message names the
+            iteration.
+        ValueError: if ``run_dir`` holds a run with another task, model or training config, or
+            the model does not fit the task.
+    """
+    if not isinstance(config, TrainConfig):
+        raise ValueError(f"`config` must be a TrainConfig, got {type(config).__name__}")
+    device = torch.device(device)
+    model.to(device)
+    _check_model_fits(model, task)
+    params = [param for param in model.parameters() if param.requires_grad]
+    optimizer = torch.optim.Adam(params, lr=config.learning_rate)
+    sources = _training_sources(config.seed, device)
+    folder = None if run_dir is None else Path(run_dir)
+    start, history = 0, []
+    if folder is not None:
+        start, history = _open_run(folder, model, task, config, optimizer, sources, resume)
+    with tqdm(total=config.iterations, initial=start, disable=not progress, desc="train") as bar:
+        for iteration in range(start + 1, config.iterations + 1):
+            tick = time.perf_counter()
+            loss = _rollout_loss(model, task, config, sources, device)
+            grad_norm = _backward(loss, optimizer, params, config.grad_clip)
+            loss_value = loss.item()
+            _check_finite(loss_value, grad_norm, iteration)
+            optimizer.step()
+            history.append(_history_row(iteration, loss_value, grad_norm, optimizer, tick))
+            bar.update()
+            bar.set_postfix(loss=f"{loss_value:.4g}", grad_norm=f"{grad_norm:.3g}")
+            if folder is not None and (
+                iteration % config.checkpoint_every == 0 or iteration == config.iterations
+            ):
+                _save_checkpoint(folder, iteration, model, optimizer, sources, history)
+    if folder is not None:
+        save_weights(folder, model)
+        update_run_record(folder, status="complete")
+    return TrainResult(
+        model=model, history=history, iterations_done=config.iterations, run_dir=folder
+    )
+
+
+def train_run(
+    run_dir: str | Path,
+    task_id: str,
+    model_config: JsonConfig | dict[str, Any],
+    train_config: TrainConfig,
+    *,
+    model_kind: str = "ctrnn",
+    task_kwargs: dict[str, Any] | None = None,
+    device: torch.device | str = "cpu",
+    progress: bool = True,
+) -> Run:
+    """Build the task and the model, train them into ``run_dir`` (resuming if possible), load it.
+
+    The initial weights come from a generator seeded with ``train_config.seed``, so the same
+    arguments give the same run.
+
+    Example:
+        >>> import tempfile
+        >>> from agents.ctrnn import CTRNNConfig
+        >>> config = CTRNNConfig(input_size=1, output_size=1, hidden_size=4)
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     run = train_run(
+        ...         folder, "NoisyRegulator-v0", config, TrainConfig(iterations=2, batch_size=4),
+        ...         task_kwargs={"steps": 5, "settle_steps": 2}, progress=False,
+        ...     )
+        ...     (run.status, run.iterations_done, len(run.history))
+        ('complete', 2, 2)
+    """
+    task = make_task(task_id, **(task_kwargs or {}))
+    generator = torch.Generator().manual_seed(train_config.seed)
+    model = build_model(model_kind, model_config, generator=generator)
+    train(model, task, train_config, run_dir=run_dir, device=device, progress=progress)
+    return load_run(run_dir, device=device)
+
+
+def _training_sources(seed: int, device: torch.device) -> tuple[RandomSource, RandomSource]:
+    """The task's and the model's random sources: two independent streams derived from ``seed``."""
+    env_seed, noise_seed = np.random.SeedSequence(seed).generate_state(2, dtype=np.uint64)
+    return (
+        RandomSource.from_seed(int(env_seed), device=device),
+        RandomSource.from_seed(int(noise_seed), device=device),
+    )
+
+
+def _rollout_loss(
+    model: nn.Module,
+    task: Task,
+    config: TrainConfig,
+    sources: tuple[RandomSource, RandomSource],
+    device: torch.device,
+) -> torch.Tensor:
+    env_rng, noise = sources
+    result = rollout(
+        model,
+        task,
+        config.batch_size,
+        sigma=config.sigma,
+        env_rng=env_rng,
+        noise=noise,
+        device=device,
+    )
+    return result.teacher_loss
+
+
+def _backward(
+    loss: torch.Tensor,
+    optimizer: torch.optim.Optimizer,
+    params: list[nn.Parameter],
+    grad_clip: float,
+) -> float:
+    """Backpropagate, clip the gradient and return its norm before clipping."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    max_norm = grad_clip if grad_clip > 0 else math.inf
+    return float(torch.nn.utils.clip_grad_norm_(params, max_norm))
+
+
+def _check_finite(loss: float, grad_norm: float, iteration: int) -> None:
+    if not (math.isfinite(loss) and math.isfinite(grad_norm)):
+        raise TrainingDiverged(
+            f"training diverged at iteration {iteration}: loss {loss}, gradient norm "
+            f"{grad_norm}; no update was made and the last checkpoint is left as it was "
+            "(try a lower learning_rate or a grad_clip)"
+        )
+
+
+def _history_row(
+    iteration: int,
+    loss: float,
+    grad_norm: float,
+    optimizer: torch.optim.Optimizer,
+    tick: float,
+) -> dict[str, float]:
+    return {
+        "iteration": iteration,
+        "loss": loss,
+        "grad_norm": grad_norm,
+        "learning_rate": float(optimizer.param_groups[0]["lr"]),
+        "seconds": time.perf_counter() - tick,
+    }
+
+
+def _check_model_fits(model: nn.Module, task: Task) -> None:
+    config = getattr(model, "config", None)
+    for name, needed in (("input_size", task.obs_size), ("output_size", task.action_size)):
+        size = getattr(config, name, needed)
+        if size != needed:
+            raise ValueError(f"the model's `{name}` is {size}, but {task.id} needs {needed}")
+
+
+def _open_run(
+    folder: Path,
+    model: nn.Module,
+    task: Task,
+    config: TrainConfig,
+    optimizer: torch.optim.Optimizer,
+    sources: tuple[RandomSource, RandomSource],
+    resume: bool,
+) -> tuple[int, list[dict[str, float]]]:
+    """Start or resume the run in ``folder``; returns the iterations done and their history."""
+    record = run_record(task, model, config, status="running", iterations_done=0)
+    existing = (folder / RUN_FILE).is_file()
+    if existing:
+        _check_same_run(folder, read_run_record(folder), record)
+    folder.mkdir(parents=True, exist_ok=True)
+    start, history = 0, []
+    if existing and resume and (folder / CHECKPOINT_FILE).is_file():
+        start, history = _restore(folder, model, optimizer, sources)
+        if start > config.iterations:
+            raise ValueError(
+                f"{folder} has already trained {start} iterations, more than "
+                f"`iterations` = {config.iterations}"
+            )
+    else:
+        for name in (CHECKPOINT_FILE, WEIGHTS_FILE, HISTORY_FILE):
+            (folder / name).unlink(missing_ok=True)  # a fresh start replaces a previous run
+    write_run_record(folder, {**record, "iterations_done": start})
+    return start, history
+
+
+def _check_same_run(folder: Path, old: dict[str, Any], new: dict[str, Any]) -> None:
+    """Raise ValueError if ``folder``'s run has another task, model or training config."""
+    for section in ("task", "model", "train"):
+        before, after = _as_json(old[section]), _as_json(new[section])
+        if section == "train":
+            for key in _RESUMABLE_CHANGES:
+                before.pop(key, None)
+                after.pop(key, None)
+        differences = _differences(before, after, section)
+        if differences:
+            raise ValueError(
+                f"{folder} holds a run with a different {section} config "
+                f"({'; '.join(differences)}); train into another run_dir or delete this one"
+            )
+
+
+def _as_json(value: Any) -> Any:
+    return json.loads(json.dumps(value))
+
+
+def _differences(old: Any, new: Any, name: str) -> list[str]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        return [
+            difference
+            for key in sorted(old.keys() | new.keys())
+            for difference in _differences(old.get(key), new.get(key), f"{name}.{key}")
+        ]
+    return [] if old == new else [f"{name} is {old!r} there, {new!r} here"]
+
+
+def _restore(
+    folder: Path,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    sources: tuple[RandomSource, RandomSource],
+) -> tuple[int, list[dict[str, float]]]:
+    """Load the checkpoint into the model, optimizer and generators.
+
+    Returns the checkpoint's iteration and the history up to it: rows logged after the
+    checkpoint belong to iterations that will be run again.
+    """
+    checkpoint = load_checkpoint(folder)
+    load_state(model, checkpoint["model"], folder / CHECKPOINT_FILE)
+    optimizer.load_state_dict(checkpoint["optimizer"])
+    for source, name in zip(sources, ("env", "noise"), strict=True):
+        source.generator.set_state(checkpoint["rng"][name])
+    start = int(checkpoint["iteration"])
+    return start, [row for row in read_history(folder) if row["iteration"] <= start]
+
+
+def _save_checkpoint(
+    folder: Path,
+    iteration: int,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    sources: tuple[RandomSource, RandomSource],
+    history: list[dict[str, float]],
+) -> None:
+    # History first: if we stop in between, it runs ahead of the checkpoint and resume trims it.
+    write_history(folder, history)
+    env_rng, noise = sources
+    checkpoint = {
+        "iteration": iteration,
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "rng": {"env": env_rng.generator.get_state(), "noise": noise.generator.get_state()},
+    }
+    save_checkpoint(folder, checkpoint)
+    update_run_record(folder, iterations_done=iteration)

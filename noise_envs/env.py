@@ -1,0 +1,181 @@
+"""``TaskEnv``: one episode of a batched :class:`~noise_envs.core.Task` as a Gymnasium env.
+
+The adapter holds no task logic: it converts numpy to torch and back, seeds the simulator from
+``self.np_random``, and packs the teacher signal and episode metrics into ``info``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, ClassVar
+
+import gymnasium
+import numpy as np
+import torch
+from gymnasium.error import ResetNeeded
+
+from noise_envs._checks import check_shape
+from noise_envs.core import Task, TaskState
+from noise_envs.random import RandomSource
+from noise_envs.registration import make_task
+
+__all__ = ["TaskEnv"]
+
+_SEED_BOUND = 2**63 - 1
+"""torch generators are seeded with integers drawn uniformly from [0, 2**63 - 1)."""
+
+
+def resolve_task(task: Task | str, task_kwargs: dict[str, Any]) -> Task:
+    """The simulator an adapter wraps: ``task`` itself, or ``make_task(task, **task_kwargs)``."""
+    if isinstance(task, Task):
+        if task_kwargs:
+            raise ValueError(
+                f"task options {sorted(task_kwargs)} can only be given with an environment id; "
+                f"{task!r} is already configured"
+            )
+        return task
+    if isinstance(task, str):
+        return make_task(task, **task_kwargs)
+    raise ValueError(f"`task` must be a Task or an environment id, got {task!r}")
+
+
+def task_metadata(task: Task, base: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with the render modes and frame rate the task declares (none by default)."""
+    return {
+        **base,
+        "render_modes": list(getattr(task, "render_modes", ())),
+        "render_fps": getattr(task, "render_fps", None),
+    }
+
+
+def check_render_mode(task: Task, render_mode: str | None) -> str | None:
+    """Return ``render_mode`` if it is None or one the task declares, else raise ValueError."""
+    modes = list(getattr(task, "render_modes", ()))
+    if render_mode is not None and render_mode not in modes:
+        raise ValueError(f"`render_mode` must be None or one of {modes}, got {render_mode!r}")
+    return render_mode
+
+
+def describe_task(task: Task) -> str:
+    """``"<id>, option=value, ..."`` listing the options that differ from their defaults."""
+    parts = [task.id]
+    for field in dataclasses.fields(task.config):
+        value = getattr(task.config, field.name)
+        if field.default is dataclasses.MISSING:
+            default = (
+                field.default_factory()
+                if field.default_factory is not dataclasses.MISSING
+                else dataclasses.MISSING
+            )
+        else:
+            default = field.default
+        if value != default:
+            parts.append(f"{field.name}={value!r}")
+    return ", ".join(parts)
+
+
+def seed_generator(np_random: np.random.Generator) -> torch.Generator:
+    """A fresh CPU torch generator seeded by one draw from ``np_random``.
+
+    CPU generators give the same numbers whatever device the simulation runs on.
+    """
+    return torch.Generator().manual_seed(int(np_random.integers(_SEED_BOUND)))
+
+
+def to_numpy(tensor: torch.Tensor) -> np.ndarray:
+    """A float32 numpy copy of ``tensor`` (a copy, so callers may modify it freely)."""
+    return tensor.detach().cpu().numpy().astype(np.float32, copy=True)
+
+
+class TaskEnv(gymnasium.Env[np.ndarray, np.ndarray]):
+    """A single environment (batch 1) running a batched task simulator.
+
+    Observations and actions are float32 numpy arrays of the task's single-env spaces.
+    ``reset(seed=s)`` seeds ``self.np_random`` and draws the simulator's torch generator from
+    it, so a :class:`~noise_envs.vector_env.TaskVectorEnv` row seeded ``s`` sees the same
+    episodes.
+
+    ``info`` holds the teacher signal for the next action, ``target`` and ``mask`` (shape
+    ``(A,)``), and when the episode ends, ``episode_metrics``: ``{name: float}``. Stepping an
+    ended episode raises :class:`gymnasium.error.ResetNeeded`.
+
+    Args:
+        task: a task simulator, or an environment id given to :func:`~noise_envs.make_task`.
+        render_mode: None, or one of the task's ``render_modes`` (these tasks declare none).
+        device: where the simulator runs.
+        **task_kwargs: the task's options, only with an environment id.
+
+    Example:
+        >>> import gymnasium
+        >>> env = gymnasium.make("NoisyFunctionApprox-v0", steps=3, response_steps=1)
+        >>> obs, info = env.reset(seed=0)
+        >>> obs.shape, info["mask"]
+        ((1,), array([0.], dtype=float32))
+        >>> terminated = False
+        >>> while not terminated:  # act as the teacher says
+        ...     obs, reward, terminated, truncated, info = env.step(info["target"])
+        >>> info["episode_metrics"]
+        {'mse': 0.0}
+        >>> env.unwrapped
+        TaskEnv(NoisyFunctionApprox-v0, steps=3, response_steps=1)
+    """
+
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": [], "render_fps": None}
+
+    def __init__(
+        self,
+        task: Task | str,
+        render_mode: str | None = None,
+        *,
+        device: torch.device | str = "cpu",
+        **task_kwargs: Any,
+    ) -> None:
+        self.task = resolve_task(task, task_kwargs)
+        self.observation_space = self.task.observation_space
+        self.action_space = self.task.action_space
+        self.metadata = task_metadata(self.task, type(self).metadata)
+        self.render_mode = check_render_mode(self.task, render_mode)
+        self.device = torch.device(device)
+        self.state: TaskState | None = None
+        """The simulator's state (batch 1), None before the first reset."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({describe_task(self.task)})"
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        """Start an episode; ``options`` is accepted for the API but must be empty."""
+        super().reset(seed=seed)
+        if options:
+            raise ValueError(f"`options` must be empty or None (none are supported), got {options}")
+        rng = RandomSource(seed_generator(self.np_random), device=self.device)
+        self.state, obs = self.task.reset(1, generator=rng, device=self.device)
+        return to_numpy(obs[0]), self._info()
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        """Act for one step: ``action`` has shape ``(A,)``; returns Gymnasium's 5-tuple."""
+        if self.state is None:
+            raise ResetNeeded("Cannot call `step` before `reset`")
+        if bool(self.state.done[0]):
+            raise ResetNeeded("The episode has ended; call `reset` before `step`")
+        action = torch.tensor(np.asarray(action, dtype=np.float32), device=self.device)
+        check_shape("action", action, self.action_space.shape)
+        self.state, obs, reward, done = self.task.step(self.state, action[None])
+        truncated = bool(self.state.truncated[0])
+        terminated = bool(done[0]) and not truncated
+        return to_numpy(obs[0]), float(reward[0]), terminated, truncated, self._info()
+
+    def render(self) -> Any:
+        """The task's frame of the current state in ``render_mode``; None when that is None."""
+        if self.render_mode is None:
+            return None
+        return self.task.render(self.state, self.render_mode)[0]
+
+    def _info(self) -> dict[str, Any]:
+        target, mask = self.task.teacher(self.state)
+        info: dict[str, Any] = {"target": to_numpy(target[0]), "mask": to_numpy(mask[0])}
+        if bool(self.state.done[0]):
+            metrics = self.task.episode_metrics(self.state)
+            info["episode_metrics"] = {name: float(value[0]) for name, value in metrics.items()}
+        return info
