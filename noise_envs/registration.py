@@ -14,7 +14,13 @@ __all__ = ["NAMESPACE", "TASKS", "make_task", "register_envs", "task_class"]
 
 NAMESPACE = "noise_envs"
 
-TASKS: dict[str, type[Task]] = {task.id: task for task in (FunctionApproxTask, RegulatorTask)}
+TASKS: dict[str, type[Task]] = {
+    task.id: task
+    for task in (
+        FunctionApproxTask,
+        RegulatorTask,
+    )
+}
 """Every task class by its environment id."""
 
 
