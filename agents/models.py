@@ -8,6 +8,9 @@ import torch
 from torch import nn
 
 from agents.ctrnn import CTRNN, CTRNNConfig
+from agents.mlp import NoisyMLP, NoisyMLPConfig
+from agents.sb3.config import CTRNNModelConfig, MLPModelConfig
+from agents.sb3.model import CTRNNPolicyModel, NoisyMLPPolicyModel
 from noise_envs._checks import check_choice
 from noise_envs.config import JsonConfig
 
@@ -15,6 +18,10 @@ __all__ = ["MODEL_KINDS", "build_model", "model_kind"]
 
 MODEL_KINDS: dict[str, tuple[type[JsonConfig], type[nn.Module]]] = {
     "ctrnn": (CTRNNConfig, CTRNN),
+    "noisy_mlp": (NoisyMLPConfig, NoisyMLP),
+    # stable-baselines3 policies; building one needs the `rl` extra, importing these does not.
+    "recurrent_ppo_ctrnn": (CTRNNModelConfig, CTRNNPolicyModel),
+    "ppo_noisy_mlp": (MLPModelConfig, NoisyMLPPolicyModel),
 }
 """Each model kind's config class and module class; a module is built as ``Module(config, generator)``."""
 

@@ -74,9 +74,9 @@ def rollout(
     steps = 0
     while steps < task.horizon:
         steps += 1
-        alive = ~state.done
         action, policy_state = policy.step(obs, policy_state, sigma, noise)
         if record:
+            alive = ~state.done
             for key, value in zip(trace, (obs, action, policy_state, alive), strict=True):
                 trace[key].append(value.detach() if isinstance(value, torch.Tensor) else value)
         state, obs, _, done = task.step(state, action, validate=False)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from collections.abc import Sequence
@@ -32,6 +33,7 @@ network performs best at.
   noisepref train --task NoisyFunctionApprox-v0 --placement in --sigma 0.5 --out runs/in
   noisepref sweep runs/in                 sweep its test noise, print the preference
   noisepref plot runs/in runs/out --out noise.png
+  noisepref analyze runs/in runs/out      explain the preference: shifts, bias, kink occupancy
 """
 
 
@@ -48,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sweep(commands)
     _add_plot(commands)
     _add_demo(commands)
+    _add_analyze(commands)
     return parser
 
 
@@ -106,6 +109,7 @@ def _add_train(commands) -> None:
     parser.add_argument("--out", required=True, type=Path, help="run folder to write (or resume)")
     add_config_arguments(parser, CTRNNConfig, exclude=("input_size", "output_size"))
     add_config_arguments(parser, TrainConfig)
+    _add_rl_arguments(parser)
     _common(parser)
     parser.set_defaults(handler=_train)
 
@@ -113,6 +117,8 @@ def _add_train(commands) -> None:
 def _train(args: argparse.Namespace) -> int:
     if not isinstance(args.task_kwargs, dict):
         raise ValueError(f"`--task-kwargs` must be a JSON object, got {args.task_kwargs!r}")
+    if args.algo != "supervised":
+        return _train_rl(args)
     task = make_task(args.task, **args.task_kwargs)
     model_config = config_from_arguments(
         CTRNNConfig, args, input_size=task.obs_size, output_size=task.action_size
@@ -240,6 +246,83 @@ def _demo(args: argparse.Namespace) -> int:
     for claim, ok in demo_verdicts(comparison):
         print(f"[{'PASS' if ok else 'FAIL'}] {claim}")
     print(f"\nwrote {paths['table']} and {paths['figure']}")
+    return 0
+
+
+def _add_analyze(commands) -> None:
+    from evaluation.analysis import AnalysisConfig
+
+    parser = commands.add_parser(
+        "analyze",
+        help="explain trained runs' noise preference: fixed points, noise shift, bias, kinks",
+        description=(
+            "Analyse trained CTRNN runs at their training noise: noise-free fixed points, the "
+            "noise-induced shift of the stationary mean (simulated and mean-field), the output "
+            "bias it causes at other test noise, and the share of units near the kink. Prints a "
+            "report and writes mechanism.txt and mechanism_*.png per run, plus "
+            "kink_occupancy.png comparing several runs."
+        ),
+    )
+    parser.add_argument("runs", nargs="+", type=Path, help="run folders to analyse")
+    parser.add_argument(
+        "--out", type=Path, help="output folder, one subfolder per run (default: the run folders)"
+    )
+    add_config_arguments(parser, AnalysisConfig)
+    _common(parser)
+    parser.set_defaults(handler=_analyze)
+
+
+def _analyze(args: argparse.Namespace) -> int:
+    from evaluation.analysis import AnalysisConfig, analyze_run, write_reports
+
+    config = config_from_arguments(AnalysisConfig, args)
+    reports, folders = {}, {}
+    for path in args.runs:
+        label = path.resolve().name
+        reports[label] = analyze_run(path, config, device=args.device)
+        folders[label] = args.out / label if args.out else path
+        print(reports[label].summary(), end="\n\n")
+    summary_folder = args.out or args.runs[0].resolve().parent
+    written = write_reports(reports, folders, summary_folder=summary_folder)
+    print("wrote " + ", ".join(str(path) for path in written if path.suffix == ".png"))
+    return 0
+
+
+def _add_rl_arguments(parser: argparse.ArgumentParser) -> None:
+    from agents.sb3.config import RL_ALGOS, CTRNNPolicyConfig, MLPPolicyConfig, RLTrainConfig
+
+    parser.add_argument(
+        "--algo",
+        default="supervised",
+        choices=("supervised", *RL_ALGOS),
+        help="supervised BPTT (default), ppo (a noisy MLP policy) or recurrent_ppo (a CTRNN core), "
+        "the last two with stable-baselines3; unset RL options take RLTrainConfig's defaults",
+    )
+    taken = {"algo"} | {
+        f.name for cls in (CTRNNConfig, TrainConfig) for f in dataclasses.fields(cls)
+    }
+    for config_class in (RLTrainConfig, CTRNNPolicyConfig, MLPPolicyConfig):
+        names = [field.name for field in dataclasses.fields(config_class)]
+        add_config_arguments(parser, config_class, exclude=[n for n in names if n in taken])
+        taken.update(names)
+
+
+def _train_rl(args: argparse.Namespace) -> int:
+    from agents.sb3.config import CTRNNPolicyConfig, MLPPolicyConfig, RLTrainConfig
+    from agents.sb3.training import train_rl_run
+
+    policy_class = CTRNNPolicyConfig if args.algo == "recurrent_ppo" else MLPPolicyConfig
+    run = train_rl_run(
+        args.out,
+        args.task,
+        config_from_arguments(policy_class, args),
+        config_from_arguments(RLTrainConfig, args),
+        task_kwargs=args.task_kwargs,
+        device=args.device,
+        progress=not args.no_progress,
+    )
+    final = run.history[-1]["loss"] if run.history else float("nan")
+    print(f"{run!r}\nfinal PPO loss {final:.4g}")
     return 0
 
 

@@ -9,6 +9,12 @@ from noise_envs.core import Metric, Task, TaskState, repeat_rows, select_rows, w
 from noise_envs.cued import CuedResponseState, CuedResponseTask
 from noise_envs.env import TaskEnv
 from noise_envs.function_approx import FUNCTIONS, FunctionApproxConfig, FunctionApproxTask
+from noise_envs.maze import MazeConfig, MazeState, MazeTask
+from noise_envs.path_integration import (
+    PathIntegrationConfig,
+    PathIntegrationState,
+    PathIntegrationTask,
+)
 from noise_envs.random import RandomSource, as_random_source
 from noise_envs.registration import TASKS, make_task, register_envs, task_class
 from noise_envs.regulator import RegulatorConfig, RegulatorTask
@@ -22,7 +28,13 @@ __all__ = [
     "FunctionApproxConfig",
     "FunctionApproxTask",
     "JsonConfig",
+    "MazeConfig",
+    "MazeState",
+    "MazeTask",
     "Metric",
+    "PathIntegrationConfig",
+    "PathIntegrationState",
+    "PathIntegrationTask",
     "RandomSource",
     "RegulatorConfig",
     "RegulatorTask",

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from gymnasium import spaces
 
-from noise_envs.core import Metric, Task, TaskState
+from noise_envs.core import Metric, Task, TaskState, _replace_fields
 from noise_envs.random import RandomSource
 
 __all__ = ["CuedResponseState", "CuedResponseTask"]
@@ -70,8 +70,9 @@ class CuedResponseTask(Task[CuedResponseState, object]):
 
     def teacher(self, state: CuedResponseState) -> tuple[torch.Tensor, torch.Tensor]:
         """The cue's target, weighted 1 from ``response_start`` on and 0 before."""
-        scored = (state.t >= self.response_start).unsqueeze(-1).to(state.target.dtype)
-        return state.target, scored.expand_as(state.target)
+        target = state.target
+        scored = (state.t >= self.response_start).unsqueeze(-1).to(target.dtype)
+        return target, scored if scored.shape == target.shape else scored.expand_as(target)
 
     def _initial(
         self, batch_size: int, rng: RandomSource, device: torch.device
@@ -82,7 +83,7 @@ class CuedResponseTask(Task[CuedResponseState, object]):
         )
 
     def _transition(self, state: CuedResponseState, action: torch.Tensor) -> CuedResponseState:
-        return dataclasses.replace(state, t=state.t + 1)
+        return _replace_fields(state, t=state.t + 1)
 
     def _observe(self, state: CuedResponseState) -> torch.Tensor:
         return state.cue

@@ -17,7 +17,7 @@ from gymnasium.error import ResetNeeded
 from noise_envs._checks import check_shape
 from noise_envs.core import Task, TaskState
 from noise_envs.random import RandomSource
-from noise_envs.registration import make_task
+from noise_envs.registration import TASKS, make_task
 
 __all__ = ["TaskEnv"]
 
@@ -101,7 +101,8 @@ class TaskEnv(gymnasium.Env[np.ndarray, np.ndarray]):
 
     Args:
         task: a task simulator, or an environment id given to :func:`~noise_envs.make_task`.
-        render_mode: None, or one of the task's ``render_modes`` (these tasks declare none).
+        render_mode: None, or one of the task's ``render_modes`` (NoisyMaze-v0 draws ``ansi``
+            and ``rgb_array``).
         device: where the simulator runs.
         **task_kwargs: the task's options, only with an environment id.
 
@@ -120,7 +121,12 @@ class TaskEnv(gymnasium.Env[np.ndarray, np.ndarray]):
         TaskEnv(NoisyFunctionApprox-v0, steps=3, response_steps=1)
     """
 
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": [], "render_fps": None}
+    metadata: ClassVar[dict[str, Any]] = {
+        "render_modes": sorted({mode for task in TASKS.values() for mode in task.render_modes}),
+        "render_fps": None,
+    }
+    """The render modes of all registered tasks, for ``gymnasium.make``'s check of the class;
+    each instance's ``metadata`` lists only its own task's modes and frame rate."""
 
     def __init__(
         self,

@@ -8,6 +8,8 @@ import gymnasium
 
 from noise_envs.core import Task
 from noise_envs.function_approx import FunctionApproxTask
+from noise_envs.maze import MazeTask
+from noise_envs.path_integration import PathIntegrationTask
 from noise_envs.regulator import RegulatorTask
 
 __all__ = ["NAMESPACE", "TASKS", "make_task", "register_envs", "task_class"]
@@ -19,6 +21,8 @@ TASKS: dict[str, type[Task]] = {
     for task in (
         FunctionApproxTask,
         RegulatorTask,
+        MazeTask,
+        PathIntegrationTask,
     )
 }
 """Every task class by its environment id."""

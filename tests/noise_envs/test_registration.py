@@ -11,6 +11,8 @@ import pytest
 from noise_envs import (
     TASKS,
     FunctionApproxTask,
+    MazeTask,
+    PathIntegrationTask,
     RegulatorTask,
     TaskEnv,
     TaskVectorEnv,
@@ -26,6 +28,8 @@ def test_the_registry_holds_both_tasks():
     assert TASKS == {
         "NoisyFunctionApprox-v0": FunctionApproxTask,
         "NoisyRegulator-v0": RegulatorTask,
+        "NoisyMaze-v0": MazeTask,
+        "NoisyPathIntegration-v0": PathIntegrationTask,
     }
 
 

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import noise_envs  # noqa: F401  (registers the ids)
-from noise_envs import FunctionApproxTask, RegulatorTask, TaskEnv, make_task, task_class
+from noise_envs import TASKS, FunctionApproxTask, RegulatorTask, TaskEnv, make_task, task_class
 
 
 @pytest.mark.parametrize(
@@ -133,7 +133,7 @@ def test_env_action_with_nan_is_refused():
 
 
 def test_unknown_id_in_make_task_suggests_the_closest():
-    message = "unknown environment id 'NoisyRegulater-v0'; registered ids: ['NoisyFunctionApprox-v0', 'NoisyRegulator-v0']. Did you mean 'NoisyRegulator-v0'?"
+    message = f"unknown environment id 'NoisyRegulater-v0'; registered ids: {sorted(TASKS)}. Did you mean 'NoisyRegulator-v0'?"
     with pytest.raises(ValueError, match=re.escape(message)):
         make_task("NoisyRegulater-v0")
 

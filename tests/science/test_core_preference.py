@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from agents import CTRNN, CTRNNConfig, TrainConfig, train
-from evaluation.demo import PlacementConfig, compare_placements, demo_verdicts
+from evaluation import preference, sweep_noise
+from evaluation.demo import PlacementComparison, PlacementConfig, demo_verdicts
 from evaluation.mechanism import mean_field_state
 from evaluation.stationary import simulate_stationary_mean
 from noise_envs import make_task
@@ -18,11 +19,17 @@ pytestmark = pytest.mark.science
 
 
 @pytest.mark.parametrize("seed", [0, 1])
-def test_function_approximation_noise_in_prefers_its_training_noise(seed):
+def test_function_approximation_noise_in_prefers_its_training_noise(seed, trained_function_approx):
     config = PlacementConfig(hidden_size=32, iterations=400, batch_size=64, episodes=128, seed=seed)
-    comparison = compare_placements(config, progress=False)
-    noise_in = comparison.preferences["noise-in"]
-    noise_out = comparison.preferences["noise-out"]
+    task = make_task(config.task)
+    models = {f"noise-{p}": trained_function_approx(p, seed) for p in ("in", "out")}
+    sweeps = {
+        label: sweep_noise(model, task, config.levels, episodes=config.episodes, seed=seed)
+        for label, model in models.items()
+    }
+    preferences = {label: preference(result, seed=seed) for label, result in sweeps.items()}
+    comparison = PlacementComparison(config, models, sweeps, preferences)
+    noise_in, noise_out = preferences["noise-in"], preferences["noise-out"]
 
     assert 0.5 * config.sigma <= noise_in.sigma_star <= 1.5 * config.sigma, comparison.table()
     assert noise_in.ratio >= 2.0, comparison.table()

@@ -1,0 +1,162 @@
+"""Figures of the mechanism analysis, drawn on ``matplotlib.figure.Figure`` objects (no pyplot).
+
+The stationary mean against the noise level (simulated and predicted), the output bias against
+test noise, and the kink occupancy of noise-in against noise-out networks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from evaluation.kink import KinkOccupancy
+from evaluation.shift import NoiseShift, OutputBias
+from noise_envs._checks import check_positive_int
+
+__all__ = [
+    "plot_kink_distances",
+    "plot_kink_occupancy",
+    "plot_output_bias",
+    "plot_stationary_mean",
+]
+
+
+def _axes(ax: Axes | None) -> Axes:
+    return Figure(figsize=(5.5, 3.8), layout="constrained").add_subplot() if ax is None else ax
+
+
+def plot_stationary_mean(
+    shift: NoiseShift,
+    *,
+    output: int = 0,
+    max_inputs: int = 6,
+    input_labels: Sequence[str] | None = None,
+    ax: Axes | None = None,
+) -> Figure:
+    """Mean output against the noise level, per input: simulated, and predicted by mean field.
+
+    Simulated means are points with standard-error bars; the linear-response prediction is a solid
+    line and the plain mean-field prediction a dashed one, in the same colour.
+
+    Args:
+        shift: the result of :func:`~evaluation.shift.noise_shift`.
+        output: which output unit to show.
+        max_inputs: show at most this many inputs, evenly picked.
+        input_labels: a label per input ``[B]`` (default: the input's index).
+        ax: axes to draw on; a new figure is made when None.
+    """
+    check_positive_int("max_inputs", max_inputs)
+    ax = _axes(ax)
+    levels = shift.levels
+    simulated = shift.simulated.output_mean[..., output].numpy()
+    sem = shift.simulated.output_sem[..., output].numpy()
+    predicted = shift.predicted_output_mean[..., output].numpy()
+    plain = shift.plain_output_mean[..., output].numpy()
+    batch = simulated.shape[1]
+    shown = np.unique(np.linspace(0, batch - 1, min(batch, max_inputs)).round().astype(int))
+    for b in shown:
+        label = input_labels[b] if input_labels is not None else f"input {b}"
+        line = ax.errorbar(levels, simulated[:, b], yerr=sem[:, b], fmt="o", ms=3, label=label)
+        color = line[0].get_color()
+        ax.plot(levels, predicted[:, b], "-", color=color, linewidth=1)
+        ax.plot(levels, plain[:, b], "--", color=color, linewidth=1)
+    ax.plot([], [], "k-", linewidth=1, label="mean field + linear response")
+    ax.plot([], [], "k--", linewidth=1, label="mean field")
+    ax.set_xlabel(r"noise $\sigma$")
+    ax.set_ylabel("stationary mean output")
+    ax.set_title("noise-induced shift of the stationary mean")
+    ax.legend(fontsize="x-small")
+    return ax.figure
+
+
+def plot_output_bias(
+    biases: Mapping[str, OutputBias],
+    *,
+    train_sigma: Mapping[str, float] | float | None = None,
+    ax: Axes | None = None,
+) -> Figure:
+    """The squared output bias ``E[(ybar_sigma - y_0)^2]`` against test noise, per network.
+
+    A dotted horizontal line in the curve's colour marks the network's zero-noise error
+    ``E[(y_0 - target)^2]``: where the bias at the training noise reaches it, the shift accounts
+    for the zero-noise error. Dashed: the error of the mean output, ``E[(ybar_sigma - target)^2]``.
+
+    Args:
+        biases: results of :func:`~evaluation.shift.output_bias` by label.
+        train_sigma: training noise by label, or one level for every curve.
+        ax: axes to draw on; a new figure is made when None.
+    """
+    if not biases:
+        raise ValueError("`biases` must hold at least one OutputBias")
+    ax = _axes(ax)
+    for label, bias in biases.items():
+        (line,) = ax.plot(bias.levels, bias.bias, "o-", ms=3, label=f"{label}: bias$^2$")
+        color = line.get_color()
+        ax.plot(bias.levels, bias.mean_error, "--", color=color, label=f"{label}: mean error")
+        ax.axhline(bias.error_zero, color=color, linestyle=":", linewidth=1)
+        if isinstance(train_sigma, Mapping) and label in train_sigma:
+            ax.axvline(train_sigma[label], color=color, linestyle="-.", linewidth=0.8)
+    if train_sigma is not None and not isinstance(train_sigma, Mapping):
+        ax.axvline(float(train_sigma), color="0.4", linestyle="-.", linewidth=0.8)
+    ax.set_xlabel(r"test noise $\sigma$")
+    ax.set_ylabel("squared error")
+    ax.set_title(r"output bias $E[(\bar y_\sigma - y_0)^2]$ (dotted: error at zero noise)")
+    ax.legend(fontsize="x-small")
+    return ax.figure
+
+
+def plot_kink_occupancy(
+    occupancy: Mapping[str, Mapping[float, float | Sequence[float]]],
+    *,
+    ax: Axes | None = None,
+) -> Figure:
+    """Kink occupancy against training noise, one curve per kind of network (e.g. noise-in/out).
+
+    Args:
+        occupancy: by label, a mapping from training noise to the occupancy (a share), or to the
+            shares of several seeds (drawn as points, the curve through their mean).
+        ax: axes to draw on; a new figure is made when None.
+    """
+    if not occupancy:
+        raise ValueError("`occupancy` must hold at least one curve")
+    ax = _axes(ax)
+    for label, by_sigma in occupancy.items():
+        sigmas = sorted(by_sigma)
+        values = [np.atleast_1d(np.asarray(by_sigma[s], dtype=float)) for s in sigmas]
+        (line,) = ax.plot(sigmas, [v.mean() for v in values], "o-", label=label)
+        for s, v in zip(sigmas, values, strict=True):
+            ax.plot(np.full(v.shape, s), v, ".", color=line.get_color(), alpha=0.5)
+    ax.set_xlim(left=0.0)
+    ax.set_xlabel(r"training noise $\sigma$")
+    ax.set_ylabel("share of units near the kink")
+    ax.set_ylim(0.0, 1.0)
+    ax.set_title("kink occupancy")
+    ax.legend(fontsize="small")
+    return ax.figure
+
+
+def plot_kink_distances(
+    occupancies: Mapping[str, KinkOccupancy], *, bins: int = 30, ax: Axes | None = None
+) -> Figure:
+    """Histogram of each network's distances to the kink (in standard deviations), per label.
+
+    A dashed line marks the threshold ``k``; the share left of it is the kink occupancy.
+    """
+    if not occupancies:
+        raise ValueError("`occupancies` must hold at least one KinkOccupancy")
+    check_positive_int("bins", bins)
+    ax = _axes(ax)
+    distances = {label: np.clip(o.distance.ravel(), 0, 10) for label, o in occupancies.items()}
+    edges = np.linspace(0.0, 10.0, bins + 1)
+    for label, values in distances.items():
+        share = occupancies[label].share
+        ax.hist(values, bins=edges, histtype="step", density=True, label=f"{label} ({share:.0%})")
+    ax.axvline(next(iter(occupancies.values())).k, color="0.4", linestyle="--", linewidth=1)
+    ax.set_xlabel("|pre-activation mean - kink| / std (clipped at 10)")
+    ax.set_ylabel("density over units and inputs")
+    ax.set_title("distance to the kink (share near it in brackets)")
+    ax.legend(fontsize="small")
+    return ax.figure

@@ -1,0 +1,493 @@
+"""NoisyPathIntegration-v0: integrate 2-D velocity inputs into a position in a square arena.
+
+Trajectories follow the random-walk model of Sorscher et al. (2019) (after Cueva & Wei 2018):
+Rayleigh-distributed speeds, headings that turn by Gaussian increments, and a turn away from a
+wall (with a slow-down) when the walker is near it and heading towards it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import torch
+from gymnasium import spaces
+
+from noise_envs._checks import (
+    check_choice,
+    check_nonnegative,
+    check_positive,
+    check_positive_int,
+)
+from noise_envs.config import JsonConfig
+from noise_envs.core import Metric, Task, TaskState
+from noise_envs.random import RandomSource
+
+__all__ = [
+    "PLACE_CELL_TUNINGS",
+    "STARTS",
+    "TARGETS",
+    "VELOCITY_ENCODINGS",
+    "PathIntegrationConfig",
+    "PathIntegrationState",
+    "PathIntegrationTask",
+    "Trajectories",
+    "distance_to_wall",
+    "generate_trajectories",
+    "place_cell_activity",
+    "wall_turn",
+]
+
+VELOCITY_ENCODINGS = ("cartesian", "speed_heading")
+"""Velocity inputs: (vx, vy), or (speed, cos heading, sin heading)."""
+STARTS = ("center", "random_cued")
+"""Start positions: the arena's centre, or uniform in the arena and shown at step 0."""
+TARGETS = ("position", "place_cells")
+"""Outputs: the position (x, y), or the activity of a population of place cells."""
+PLACE_CELL_TUNINGS = ("gaussian", "difference_of_gaussians")
+"""Place-cell tuning curves over the distance to the cell's centre."""
+
+NEAR_WALL_SLOWDOWN = 0.25
+"""Speed factor while turning away from a wall (Sorscher et al. 2019)."""
+MAX_SPEED_SCALES = 4.0
+"""Speeds are capped at this many Rayleigh scales: a cap hits with probability e^-8 = 3e-4."""
+SURROUND_WIDTH = 2.0
+"""Width of the inhibitory surround of difference-of-Gaussians cells, in centre widths."""
+SURROUND_AMPLITUDE = 0.5
+"""Peak of the surround Gaussian relative to the centre Gaussian."""
+_STEP_SAFETY = 0.99
+"""A step covers at most this fraction of the distance to the wall ahead, so walkers stay inside."""
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class PathIntegrationConfig(JsonConfig):
+    """Options of :class:`PathIntegrationTask`; lengths in metres, times in seconds."""
+
+    arena_size: float = 2.2
+    """Side length of the square arena (m); positions are reported in units of half of it."""
+    steps: int = 100
+    """Steps per episode."""
+    settle_steps: int = 0
+    """Steps at the start whose output is not scored (time to take up a cued start)."""
+    time_step: float = 0.02
+    """Duration of one step (s)."""
+    speed_scale: float = 0.26 * math.pi
+    """Scale b of the Rayleigh distribution of speeds (m/s); the mean speed is b sqrt(pi / 2)."""
+    turn_std: float = 11.52
+    """Standard deviation of the heading's angular velocity (rad/s)."""
+    wall_margin: float = 0.03
+    """Within this distance of a wall (m) a walker heading towards it turns parallel to it."""
+    velocity_encoding: str = "cartesian"
+    """Velocity input: cartesian (vx, vy) or speed_heading (speed, cos, sin)."""
+    start: str = "center"
+    """Start position: center, or random_cued (uniform, shown as two inputs at step 0)."""
+    target: str = "position"
+    """Output: position (x, y) or place_cells (one output per cell)."""
+    num_place_cells: int = 256
+    """Number of place cells (target place_cells)."""
+    place_cell_width: float = 0.12
+    """Width (standard deviation) of a place cell's Gaussian tuning (m)."""
+    place_cell_tuning: str = "gaussian"
+    """Tuning curve: gaussian or difference_of_gaussians (with an inhibitory surround)."""
+    place_cell_seed: int = 0
+    """Seed of the place-cell centres, drawn uniformly in the arena."""
+    decode_top_k: int = 3
+    """Place-cell outputs are decoded as the activity-weighted mean of the top-k cells' centres."""
+    obs_noise: float = 0.0
+    """Standard deviation of Gaussian noise added to every observation."""
+
+    def __post_init__(self) -> None:
+        for name in ("arena_size", "time_step", "speed_scale"):
+            check_positive(name, getattr(self, name))
+        check_nonnegative("turn_std", self.turn_std)
+        check_nonnegative("wall_margin", self.wall_margin)
+        check_positive_int("steps", self.steps)
+        _check_step_count("settle_steps", self.settle_steps, self.steps)
+        check_choice("velocity_encoding", self.velocity_encoding, VELOCITY_ENCODINGS)
+        check_choice("start", self.start, STARTS)
+        check_choice("target", self.target, TARGETS)
+        _check_place_cells(self)
+        check_nonnegative("obs_noise", self.obs_noise)
+
+    @property
+    def half_size(self) -> float:
+        """Half the arena's side (m): the unit of the reported coordinates."""
+        return self.arena_size / 2
+
+    @property
+    def max_speed(self) -> float:
+        """The largest speed, in arena half-sides per second."""
+        return MAX_SPEED_SCALES * self.speed_scale / self.half_size
+
+
+def _check_step_count(name: str, value: int, steps: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < steps:
+        raise ValueError(f"`{name}` must be an integer in [0, steps) = [0, {steps}), got {value!r}")
+
+
+def _check_place_cells(config: PathIntegrationConfig) -> None:
+    check_positive_int("num_place_cells", config.num_place_cells)
+    check_positive("place_cell_width", config.place_cell_width)
+    check_choice("place_cell_tuning", config.place_cell_tuning, PLACE_CELL_TUNINGS)
+    seed = config.place_cell_seed
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"`place_cell_seed` must be an integer >= 0, got {seed!r}")
+    check_positive_int("decode_top_k", config.decode_top_k)
+    if config.decode_top_k > config.num_place_cells:
+        raise ValueError(
+            f"`decode_top_k` must be <= `num_place_cells` ({config.num_place_cells}), "
+            f"got {config.decode_top_k}"
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class Trajectories:
+    """Random paths in the arena ``[-1, 1]^2`` (units of half the arena's side).
+
+    Attributes:
+        positions: ``[B, T + 1, 2]``, the start and the position after each step.
+        speeds: ``[B, T]``, the speed during each step (half-sides per second).
+        headings: ``[B, T]``, the direction of motion during each step (rad).
+    """
+
+    positions: torch.Tensor
+    speeds: torch.Tensor
+    headings: torch.Tensor
+
+    @property
+    def velocities(self) -> torch.Tensor:
+        """``[B, T, 2]``: ``positions[:, t + 1] = positions[:, t] + velocities[:, t] * dt``."""
+        return self.speeds.unsqueeze(-1) * _unit(self.headings)
+
+
+def _unit(angle: torch.Tensor) -> torch.Tensor:
+    """Unit vectors ``[..., 2]`` pointing at ``angle``."""
+    return torch.stack((torch.cos(angle), torch.sin(angle)), dim=-1)
+
+
+def wall_turn(
+    position: torch.Tensor, heading: torch.Tensor, margin: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The turn that steers a walker near a wall parallel to it (Sorscher et al. 2019).
+
+    A walker within ``margin`` of its nearest wall whose heading makes an angle ``a`` with the
+    wall's outward normal, ``|a| < pi / 2``, turns by ``sign(a) (pi / 2 - |a|)``.
+
+    Args:
+        position: ``[B, 2]`` in ``[-1, 1]^2``.
+        heading: ``[B]`` (rad).
+        margin: distance from a wall that counts as near (half-sides).
+
+    Returns:
+        The turn ``[B]`` (rad, 0 away from walls) and whether each walker is near a wall ``[B]``.
+    """
+    x, y = position.unbind(-1)
+    # The walls x = 1, y = 1, x = -1, y = -1 have outward normals at 0, pi/2, pi, 3pi/2.
+    distance, wall = torch.stack((1 - x, 1 - y, 1 + x, 1 + y), dim=-1).min(dim=-1)
+    towards = torch.remainder(heading - wall * (math.pi / 2) + math.pi, 2 * math.pi) - math.pi
+    near = (distance < margin) & (towards.abs() < math.pi / 2)
+    turn = torch.where(near, torch.sign(towards) * (math.pi / 2 - towards.abs()), 0.0)
+    return turn, near
+
+
+def distance_to_wall(position: torch.Tensor, direction: torch.Tensor) -> torch.Tensor:
+    """Distance ``[B]`` from ``position [B, 2]`` to the arena's edge along unit ``direction [B, 2]``.
+
+    Along axis k the wall ahead is at ``sign(c_k)``, at distance ``(1 - sign(c_k) p_k) / |c_k|``
+    (infinite for ``c_k = 0``); the nearer of the two axes counts.
+    """
+    return ((1 - position * torch.sign(direction)) / direction.abs()).amin(dim=-1)
+
+
+def generate_trajectories(
+    config: PathIntegrationConfig, batch_size: int, rng: RandomSource, device: torch.device
+) -> Trajectories:
+    """Draw ``batch_size`` random paths of ``config.steps`` steps.
+
+    Each step the heading turns away from a near wall and by ``turn_std * dt * xi``; the walker
+    then moves at its Rayleigh speed (a quarter of it while turning away from a wall), shortened
+    where needed so that it stays inside the arena.
+    """
+    steps, dt, half = config.steps, config.time_step, config.half_size
+    heading = rng.uniform(batch_size, low=0.0, high=2 * math.pi).to(device)
+    if config.start == "random_cued":
+        position = rng.uniform(batch_size, 2, low=-1.0, high=1.0).to(device)
+    else:
+        position = torch.zeros(batch_size, 2, device=device)
+    unit = rng.uniform(batch_size, steps).to(device)
+    speed = config.speed_scale / half * torch.sqrt(-2 * torch.log1p(-unit))  # Rayleigh
+    speed = speed.clamp_max(config.max_speed)
+    noise = config.turn_std * dt * rng.normal(batch_size, steps).to(device)
+    positions, speeds, headings = [position], [], []
+    for t in range(steps):
+        turn, near = wall_turn(position, heading, config.wall_margin / half)
+        heading = heading + turn + noise[:, t]
+        direction = _unit(heading)
+        now = speed[:, t] * torch.where(near, NEAR_WALL_SLOWDOWN, 1.0)
+        now = torch.minimum(now, _STEP_SAFETY / dt * distance_to_wall(position, direction))
+        position = position + (now * dt).unsqueeze(-1) * direction
+        positions.append(position)
+        speeds.append(now)
+        headings.append(heading)
+    return Trajectories(
+        positions=torch.stack(positions, dim=1),
+        speeds=torch.stack(speeds, dim=1),
+        headings=torch.stack(headings, dim=1),
+    )
+
+
+def place_cell_activity(
+    position: torch.Tensor, centres: torch.Tensor, width: float, tuning: str
+) -> torch.Tensor:
+    """Tuning-curve values ``[B, N]`` of cells centred at ``centres [N, 2]`` at ``position [B, 2]``.
+
+    Gaussian: ``g(d) = exp(-d^2 / 2 w^2)``, peak 1 at the centre. Difference of Gaussians:
+    ``(g(d) - A g_s(d)) / (1 - A)`` with a surround ``g_s`` of width ``SURROUND_WIDTH * w`` and
+    relative peak ``A = SURROUND_AMPLITUDE``, so the peak is 1 and the surround dips below 0.
+    """
+    squared = (position.unsqueeze(-2) - centres).square().sum(-1)
+    centre = torch.exp(-squared / (2 * width**2))
+    if tuning == "gaussian":
+        return centre
+    surround = torch.exp(-squared / (2 * (SURROUND_WIDTH * width) ** 2))
+    return (centre - SURROUND_AMPLITUDE * surround) / (1 - SURROUND_AMPLITUDE)
+
+
+def tuning_range(tuning: str) -> tuple[float, float]:
+    """The lowest and highest values of a tuning curve (peak 1 at distance 0)."""
+    if tuning == "gaussian":
+        return 0.0, 1.0
+    # d/dx [e^-x - A e^(-x/s^2)] = 0 at x* = ln(s^2 / A) / (1 - 1/s^2), with x = d^2 / 2w^2.
+    s2, amplitude = SURROUND_WIDTH**2, SURROUND_AMPLITUDE
+    x = math.log(s2 / amplitude) / (1 - 1 / s2)
+    return (math.exp(-x) - amplitude * math.exp(-x / s2)) / (1 - amplitude), 1.0
+
+
+@dataclasses.dataclass(frozen=True)
+class PathIntegrationState(TaskState):
+    """Adds the episode's path and the running sums of the position error.
+
+    Attributes:
+        positions: ``[B, T + 1, 2]``, the path (see :class:`Trajectories`).
+        speeds: ``[B, T]``.
+        headings: ``[B, T]``.
+        squared_distance_sum: summed squared distance of decoded to true positions, ``[B]``.
+        distance_sum: summed distance of decoded to true positions, ``[B]``.
+        scored_steps: number of steps summed, ``[B]``.
+    """
+
+    positions: torch.Tensor
+    speeds: torch.Tensor
+    headings: torch.Tensor
+    squared_distance_sum: torch.Tensor
+    distance_sum: torch.Tensor
+    scored_steps: torch.Tensor
+
+    @property
+    def trajectories(self) -> Trajectories:
+        """The episode's paths."""
+        return Trajectories(self.positions, self.speeds, self.headings)
+
+
+class PathIntegrationTask(Task[PathIntegrationState, PathIntegrationConfig]):
+    """2-D path integration: report where you are from the velocities you have seen.
+
+    ## Description
+    A walker moves through a square arena of side ``arena_size`` on a random smooth path (see
+    :func:`generate_trajectories`): Rayleigh speeds, Gaussian heading increments, turns away
+    from walls. Each step the network sees the velocity of the step and must output the
+    position reached. It starts at the centre, or (``start="random_cued"``) at a uniform
+    random position shown at step 0 only. Coordinates are in units of half the arena's side,
+    so the arena is ``[-1, 1]^2``. The task is open loop: outputs do not change the path.
+
+    ## Observation Space
+    ``Box`` of shape ``(2,)`` (cartesian: ``vx, vy``) or ``(3,)`` (speed_heading: ``speed,
+    cos, sin``), plus ``(x0, y0)`` at step 0 and ``(0, 0)`` later with ``random_cued``.
+    Velocities are in half-sides per second, so ``p[t + 1] = p[t] + v[t] * time_step``; speeds
+    are capped at ``MAX_SPEED_SCALES`` Rayleigh scales. Bounds widen by ``5 * obs_noise``.
+
+    ## Action Space
+    ``Box(-1, 1, (2,))``: the position; or ``Box(-1, 1, (N,))``: the place cells' activity,
+    scaled from the tuning curve's range to ``[-1, 1]``. Actions are scored, not clipped.
+
+    ## Rewards
+    Minus the squared error on scored steps, 0 before.
+
+    ## Episode End
+    Terminates after ``steps`` steps.
+
+    ## Noise options
+    ``obs_noise``: Gaussian noise on every observation channel (cue channels included).
+
+    ## Teacher signal
+    The position after the current step (or its place-cell code), mask 1 from ``settle_steps``.
+
+    ## Metrics
+    ``position_mse`` (primary, lower is better): mean squared distance between the decoded
+    output and the true position over scored steps. ``mean_distance_error`` (lower is better):
+    mean distance. Both in half-sides (10% of the side is 0.2). Place-cell outputs are decoded
+    as the activity-weighted mean of the ``decode_top_k`` most active cells' centres.
+
+    ## Arguments
+    See :class:`PathIntegrationConfig`.
+
+    ## Version History
+    * v0: initial version.
+
+    References:
+        Cueva & Wei, "Emergence of grid-like representations by training recurrent neural
+        networks to perform spatial localization", ICLR 2018. Sorscher, Mel, Ganguli & Ocko,
+        "A unified theory for the origin of grid cells through the lens of pattern formation",
+        NeurIPS 2019 (trajectory generator).
+
+    Example:
+        >>> task = PathIntegrationTask(steps=5, start="random_cued")
+        >>> state, obs = task.reset(3, generator=0)
+        >>> tuple(obs.shape), tuple(state.positions.shape)
+        ((3, 4), (3, 6, 2))
+    """
+
+    id = "NoisyPathIntegration-v0"
+    config_class = PathIntegrationConfig
+    metrics = (
+        Metric(
+            "position_mse",
+            higher_is_better=False,
+            description="mean squared distance of decoded to true position (half-sides^2)",
+        ),
+        Metric(
+            "mean_distance_error",
+            higher_is_better=False,
+            description="mean distance of decoded to true position (half-sides)",
+        ),
+    )
+    primary_metric = "position_mse"
+
+    def __init__(self, config: PathIntegrationConfig | None = None, **options) -> None:
+        super().__init__(config, **options)
+        self.horizon = self.config.steps
+        self.observation_space = self._observation_space()
+        size = 2 if self.config.target == "position" else self.config.num_place_cells
+        self.action_space = spaces.Box(-1.0, 1.0, shape=(size,), dtype=np.float32)
+        generator = torch.Generator().manual_seed(self.config.place_cell_seed)
+        self.place_cell_centres = (
+            2 * torch.rand(self.config.num_place_cells, 2, generator=generator) - 1
+        )
+        """Centres ``[N, 2]`` of the place cells, uniform in the arena (CPU)."""
+        self._centres_on: dict[torch.device, torch.Tensor] = {}
+
+    def _observation_space(self) -> spaces.Box:
+        config, margin = self.config, 5.0 * self.obs_noise
+        vmax = config.max_speed
+        if config.velocity_encoding == "cartesian":
+            low, high = [-vmax, -vmax], [vmax, vmax]
+        else:
+            low, high = [0.0, -1.0, -1.0], [vmax, 1.0, 1.0]
+        if config.start == "random_cued":
+            low, high = [*low, -1.0, -1.0], [*high, 1.0, 1.0]
+        return spaces.Box(
+            np.asarray(low, dtype=np.float32) - margin,
+            np.asarray(high, dtype=np.float32) + margin,
+            dtype=np.float32,
+        )
+
+    def centres(self, device: torch.device | str) -> torch.Tensor:
+        """The place-cell centres ``[N, 2]`` on ``device`` (cached)."""
+        device = torch.device(device)
+        if device not in self._centres_on:
+            self._centres_on[device] = self.place_cell_centres.to(device)
+        return self._centres_on[device]
+
+    def encode(self, position: torch.Tensor) -> torch.Tensor:
+        """The target for positions ``[B, 2]``: themselves, or the scaled place-cell code."""
+        if self.config.target == "position":
+            return position
+        config = self.config
+        activity = place_cell_activity(
+            position,
+            self.centres(position.device),
+            config.place_cell_width / config.half_size,
+            config.place_cell_tuning,
+        )
+        low, high = tuning_range(config.place_cell_tuning)
+        return 2 * (activity - low) / (high - low) - 1
+
+    def decode(self, output: torch.Tensor) -> torch.Tensor:
+        """Positions ``[..., 2]`` read from outputs ``[..., A]`` (see Metrics)."""
+        if self.config.target == "position":
+            return output
+        low, high = tuning_range(self.config.place_cell_tuning)
+        rest = 2 * (0.0 - low) / (high - low) - 1  # the code of a silent cell
+        values, index = torch.topk(output, self.config.decode_top_k, dim=-1)
+        weights = (values - rest).clamp_min(0.0)
+        silent = weights.sum(-1, keepdim=True) == 0
+        weights = torch.where(silent, 1.0, weights)  # no cell active: plain mean of the top k
+        chosen = self.centres(output.device)[index]
+        return (weights.unsqueeze(-1) * chosen).sum(-2) / weights.sum(-1, keepdim=True)
+
+    def position_after_step(self, state: PathIntegrationState) -> torch.Tensor:
+        """The true position ``[B, 2]`` after the current step (the last one once ended)."""
+        index = (state.t + 1).clamp_max(self.config.steps)
+        return state.positions[torch.arange(state.batch_size, device=index.device), index]
+
+    def teacher(self, state: PathIntegrationState) -> tuple[torch.Tensor, torch.Tensor]:
+        """The code of the position after this step, weighted 1 from ``settle_steps`` on."""
+        target = self.encode(self.position_after_step(state))
+        scored = (state.t >= self.config.settle_steps).unsqueeze(-1).to(target.dtype)
+        return target, scored.expand_as(target)
+
+    def episode_metrics(self, state: PathIntegrationState) -> dict[str, torch.Tensor]:
+        """``position_mse`` and ``mean_distance_error`` over the scored steps, ``[B]`` each."""
+        count = state.scored_steps.clamp_min(1.0)
+        return {
+            "position_mse": state.squared_distance_sum / count,
+            "mean_distance_error": state.distance_sum / count,
+        }
+
+    def _initial(
+        self, batch_size: int, rng: RandomSource, device: torch.device
+    ) -> PathIntegrationState:
+        paths = generate_trajectories(self.config, batch_size, rng, device)
+        zeros = torch.zeros(batch_size, device=device)
+        return PathIntegrationState(
+            **self._base_state(batch_size, rng, device),
+            positions=paths.positions,
+            speeds=paths.speeds,
+            headings=paths.headings,
+            squared_distance_sum=zeros,
+            distance_sum=zeros.clone(),
+            scored_steps=zeros.clone(),
+        )
+
+    def _transition(
+        self, state: PathIntegrationState, action: torch.Tensor
+    ) -> PathIntegrationState:
+        error = self.decode(action.detach()) - self.position_after_step(state)
+        squared = error.square().sum(-1)
+        scored = (state.t >= self.config.settle_steps).to(squared.dtype)
+        return dataclasses.replace(
+            state,
+            t=state.t + 1,
+            squared_distance_sum=state.squared_distance_sum + scored * squared,
+            distance_sum=state.distance_sum + scored * squared.sqrt(),
+            scored_steps=state.scored_steps + scored,
+        )
+
+    def _observe(self, state: PathIntegrationState) -> torch.Tensor:
+        steps = self.config.steps
+        index = state.t.clamp_max(steps - 1).unsqueeze(-1)
+        moving = (state.t < steps).to(state.speeds.dtype)  # still after the last step
+        speed = state.speeds.gather(1, index).squeeze(1) * moving
+        heading = state.headings.gather(1, index).squeeze(1)
+        if self.config.velocity_encoding == "cartesian":
+            parts = [speed.unsqueeze(-1) * _unit(heading)]
+        else:
+            parts = [speed.unsqueeze(-1), _unit(heading)]
+        if self.config.start == "random_cued":
+            cue = (state.t == 0).unsqueeze(-1).to(speed.dtype)
+            parts.append(cue * state.positions[:, 0])
+        return torch.cat(parts, dim=-1)
+
+    def _terminal(self, state: PathIntegrationState) -> torch.Tensor:
+        return state.t >= self.config.steps

@@ -1,0 +1,31 @@
+"""Networks shared by the scientific regression tests, trained once per test session."""
+
+import pytest
+import torch
+
+from agents import CTRNN, train
+from evaluation.demo import PlacementConfig
+from noise_envs import make_task
+
+
+def function_approx_config(seed: int) -> PlacementConfig:
+    """The small noise-in / noise-out experiment the science tests share (sigma = 0.5)."""
+    return PlacementConfig(hidden_size=32, iterations=400, batch_size=64, episodes=128, seed=seed)
+
+
+@pytest.fixture(scope="session")
+def trained_function_approx():
+    """``get(placement, seed)``: a function-approximation CTRNN trained at sigma 0.5, cached."""
+    cache: dict[tuple[str, int], CTRNN] = {}
+
+    def get(placement: str, seed: int) -> CTRNN:
+        if (placement, seed) not in cache:
+            config = function_approx_config(seed)
+            model = CTRNN(
+                config.model_config(placement), generator=torch.Generator().manual_seed(seed)
+            )
+            train(model, make_task(config.task), config.train_config(), progress=False)
+            cache[placement, seed] = model
+        return cache[placement, seed]
+
+    return get
