@@ -246,10 +246,22 @@ class Task(ABC, Generic[StateT, ConfigT]):
         obs = self._observe(state)
         if self.obs_noise == 0:
             return obs
-        obs = obs + self.obs_noise * state.rng.normal(state.batch_size, self.obs_size)
-        low = torch.as_tensor(self.observation_space.low, device=obs.device)
-        high = torch.as_tensor(self.observation_space.high, device=obs.device)
+        obs = obs + state.rng.normal(state.batch_size, self.obs_size).mul_(self.obs_noise)
+        low, high = self._observation_bounds(obs.device)
         return torch.clamp(obs, low, high)
+
+    def _observation_bounds(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """``observation_space.low`` and ``.high`` as tensors on ``device``, made once per device."""
+        space = self.observation_space
+        cache = self.__dict__.setdefault("_observation_bounds_cache", {})
+        cached = cache.get(device)
+        if cached is None or cached[0] is not space.low or cached[1] is not space.high:
+            bounds = (
+                torch.as_tensor(space.low, device=device),
+                torch.as_tensor(space.high, device=device),
+            )
+            cached = cache[device] = (space.low, space.high, *bounds)
+        return cached[2], cached[3]
 
     @abstractmethod
     def teacher(self, state: StateT) -> tuple[torch.Tensor, torch.Tensor]:

@@ -427,3 +427,16 @@ def test_cuda_vector_env_matches_the_cpu_one():
         np.testing.assert_allclose(a[0], b[0], atol=1e-4, err_msg=f"step {step}")
         assert np.array_equal(a[2], b[2]) and np.array_equal(a[3], b[3]), f"step {step}"
         info_cpu = a[-1]
+
+
+def test_the_supervised_trainer_and_run_folders_take_the_maze_as_is(tmp_path):
+    """Closed-loop imitation through agents.supervised, saved and reloaded with its layout."""
+    from agents import CTRNNConfig, TrainConfig, load_run, train_run
+
+    options = {"layout": S_BEND, "max_steps": 6}
+    config = CTRNNConfig(input_size=8, output_size=2, hidden_size=8)
+    train_config = TrainConfig(iterations=2, batch_size=4, checkpoint_every=1)
+    run = train_run(tmp_path, "NoisyMaze-v0", config, train_config, task_kwargs=options)
+    assert run.status == "complete" and len(run.history) == 2
+    assert np.isfinite([row["loss"] for row in run.history]).all()
+    assert load_run(tmp_path).task().config == MazeConfig(layout=tuple(S_BEND), max_steps=6)
