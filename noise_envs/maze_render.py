@@ -87,16 +87,24 @@ def _draw_path(image: np.ndarray, points: np.ndarray, colour: tuple) -> None:
 
 
 def _draw_walls(image: np.ndarray, walls: np.ndarray, width: int) -> None:
-    """Closed sides as 3-pixel lines (the outer ones 2 pixels, inside the image)."""
-    size = CELL_PIXELS
+    """Closed sides as 2-pixel lines on the cell boundaries, kept inside the image."""
+    size, (height_px, width_px) = CELL_PIXELS, image.shape[:2]
     for cell, sides in enumerate(walls):
         row, col = divmod(cell, width)
         left, top = col * size, row * size
+        rows = slice(top, min(top + size + 1, height_px))
+        cols = slice(left, min(left + size + 1, width_px))
         if sides[0]:
-            image[top : top + size + 2, max(left + size - 1, 0) : left + size + 2] = _WALL
+            image[rows, _line(left + size, width_px)] = _WALL
         if sides[1]:
-            image[max(top + size - 1, 0) : top + size + 2, left : left + size + 2] = _WALL
+            image[_line(top + size, height_px), cols] = _WALL
         if sides[2]:
-            image[top : top + size + 2, max(left - 1, 0) : left + 2] = _WALL
+            image[rows, _line(left, width_px)] = _WALL
         if sides[3]:
-            image[max(top - 1, 0) : top + 2, left : left + size + 2] = _WALL
+            image[_line(top, height_px), cols] = _WALL
+
+
+def _line(boundary: int, limit: int) -> slice:
+    """The 2 pixels around the pixel boundary ``boundary``, shifted inside ``[0, limit)``."""
+    start = min(max(boundary - 1, 0), limit - 2)
+    return slice(start, start + 2)
