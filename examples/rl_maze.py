@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> None:
     save_weights(args.out_dir, policy)
     atomic_write_text(args.out_dir / "model.json", json.dumps(policy.config.to_dict(), indent=2))
 
-    levels = np.linspace(0.0, 2.0 * args.sigma, 9)
+    levels = np.linspace(0.0, 2.0 * args.sigma if args.sigma > 0 else 1.0, 9)
     result = sweep_noise(policy, task, levels, episodes=args.episodes, seed=args.seed)
     label = f"rl noise-{args.placement}"
     for metric in ("success", "path_efficiency"):
