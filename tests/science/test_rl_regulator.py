@@ -1,9 +1,13 @@
 """Scientific regression tests of RL-trained CTRNNs on the regulator (RecurrentPPO, CPU, minutes).
 
 RecurrentPPO with a CTRNN core, trained at sigma = 0.5 with the rollout's noise replayed in the
-update, learns NoisyRegulator-v0 about as well as supervised BPTT does, and the noise sweep shows
-the paper's direction in RL-trained agents too: noise-in agents do best at a nonzero test noise
-(near their training level), noise-out agents at zero.
+update, learns NoisyRegulator-v0 as well as a BPTT network trained for 300 iterations (measured:
+mse 0.00206 against 0.00235 at the training noise; a BPTT network trained for 1000 iterations
+reaches 0.00095, so RL at this budget is about 2x from converged BPTT). The noise sweep shows the
+paper's direction in RL-trained agents too (measured mse at test noise 0 / 0.25 / 0.5 / 0.75 / 1):
+noise-in 0.0055 / 0.0031 / 0.0021 / 0.0033 / 0.0060 (best at the training level, zero noise
+2.7x worse), noise-out 0.0004 / 0.0008 / 0.0020 / 0.0041 / 0.0069 (best at zero).
+About 95 s of CPU on one thread.
 """
 
 from __future__ import annotations
@@ -77,8 +81,8 @@ def supervised_mse():
 
 
 def test_recurrent_ppo_learns_the_regulator_like_bptt(noise_in_sweep, supervised_mse):
-    """At the training noise the RL agent's mse is within 20% of the BPTT network's (or better),
-    and far below the untrained level (about 0.4)."""
+    """At the training noise the RL agent's mse is within 20% of the 300-iteration BPTT
+    network's (or better), and far below the untrained level (about 0.4)."""
     rl_mse = float(noise_in_sweep.values("mse")[LEVELS.index(SIGMA)].mean())
     assert rl_mse <= 1.2 * supervised_mse, (rl_mse, supervised_mse)
     assert rl_mse < 0.01
