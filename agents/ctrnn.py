@@ -16,6 +16,7 @@ from agents.noise import (
     PLACEMENTS,
     NoiseLike,
     draw_noise,
+    draw_noise_steps,
     noisy_activation,
     sigma_column,
 )
@@ -219,28 +220,63 @@ class CTRNN(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Run a sequence: inputs ``[T, B, I]`` -> outputs ``[T, B, O]`` and states ``[T, B, N]``.
 
-        ``noise`` may be a seed, a generator or a source to draw from each step, or all samples
-        ``xi`` as ``[T, B, N]``.
+        The same trajectory as :meth:`step` called ``T`` times with the same noise (up to float
+        rounding), computed faster: the input drive ``U u + b`` and the noise of every step are
+        made at once, so the loop over time holds only the recurrent product, ``f`` and the
+        update. ``noise`` may be a seed, a generator or a source (drawn from as :meth:`step`
+        would, step by step), or all samples ``xi`` as ``[T, B, N]``.
         """
-        if inputs.dim() != 3:
-            raise ValueError(f"Expected `inputs` of shape [T, B, I], got {tuple(inputs.shape)}")
+        if inputs.dim() != 3 or inputs.shape[-1] != self.config.input_size:
+            raise ValueError(
+                f"Expected `inputs` of shape [T, B, {self.config.input_size}], "
+                f"got {tuple(inputs.shape)}"
+            )
         steps, batch = inputs.shape[:2]
+        n = self.config.hidden_size
         h = self.initial_state(batch, inputs.device) if h0 is None else h0
-        if isinstance(noise, torch.Tensor):
-            check_shape("noise", noise, (steps, batch, self.config.hidden_size))
-        elif noise is not None:
+        check_shape("h0", h, (batch, n))
+        if isinstance(noise, int) and not isinstance(noise, bool):
             noise = as_random_source(noise, inputs.device)
+        scale = self._noise_scale(sigma, noise, batch, inputs.device)
+        scaled = None
+        if scale is not None:
+            xi = draw_noise_steps(noise, steps, (batch, n), inputs.device)
+            scaled = scale * xi if isinstance(noise, torch.Tensor) else xi.mul_(scale)
+        drive = F.linear(inputs, self.U, self.b)
+        inside = self.config.placement == "in"
+        if scaled is not None and inside:
+            drive = drive + scaled
+        recurrent, gamma, f = self.W.t(), self.config.gamma, self.activation
+        # unbind, not drive[t]: one backward node for all steps instead of one zero-filled
+        # [T, B, N] gradient per step.
+        drives = drive.unbind(0)
+        outside = scaled.unbind(0) if scaled is not None and not inside else None
         states = []
         for t in range(steps):
-            step_noise = noise[t] if isinstance(noise, torch.Tensor) else noise
-            h = self.hidden_step(inputs[t], h, sigma, step_noise)
+            rate = f(torch.addmm(drives[t], h, recurrent))
+            if outside is not None:
+                rate = rate + outside[t]
+            h = torch.lerp(h, rate, gamma)
             states.append(h)
         hidden = torch.stack(states)
         return self.readout(hidden), hidden
 
-    def _scaled_noise(
+    def unroll(
+        self, inputs: torch.Tensor, sigma: float | torch.Tensor = 0.0, noise: NoiseLike = None
+    ) -> torch.Tensor:
+        """Outputs ``[T, B, O]`` for inputs ``[T, B, I]`` from the initial state (see :meth:`forward`).
+
+        The :class:`~agents.policy.SequencePolicy` method the trainer uses on open-loop tasks.
+        """
+        return self.forward(inputs, sigma, noise)[0]
+
+    def _noise_scale(
         self, sigma: float | torch.Tensor, noise: NoiseLike, batch: int, device: torch.device
-    ) -> torch.Tensor | None:
+    ) -> float | torch.Tensor | None:
+        """``sigma`` times the noise gain (a float or ``[B, 1]``), or None when no noise is due.
+
+        Samples passed in are always used (so their shape is checked even at sigma 0).
+        """
         gain = self.config.noise_gain
         if isinstance(sigma, torch.Tensor):
             scale = sigma_column(sigma, batch, device)
@@ -248,10 +284,18 @@ class CTRNN(nn.Module):
                 scale = scale * gain
             if noise is None and not bool(scale.any()):
                 return None  # a [B] sigma of zeros is noise-free and needs no source
-        else:
-            scale = check_sigma(sigma) * gain
-            if scale == 0 and not isinstance(noise, torch.Tensor):
-                return None
+            return scale
+        scale = check_sigma(sigma) * gain
+        if scale == 0 and not isinstance(noise, torch.Tensor):
+            return None
+        return scale
+
+    def _scaled_noise(
+        self, sigma: float | torch.Tensor, noise: NoiseLike, batch: int, device: torch.device
+    ) -> torch.Tensor | None:
+        scale = self._noise_scale(sigma, noise, batch, device)
+        if scale is None:
+            return None
         xi = draw_noise(noise, (batch, self.config.hidden_size), device)
         # Samples drawn here are fresh and scaled in place; samples passed in are the caller's.
         return scale * xi if isinstance(noise, torch.Tensor) else xi.mul_(scale)

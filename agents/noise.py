@@ -16,6 +16,7 @@ __all__ = [
     "PLACEMENTS",
     "NoiseLike",
     "draw_noise",
+    "draw_noise_steps",
     "noisy_activation",
     "sigma_column",
 ]
@@ -56,9 +57,32 @@ def draw_noise(noise: NoiseLike, shape: tuple[int, ...], device: torch.device) -
     give fresh samples).
     """
     if isinstance(noise, torch.Tensor):
-        if tuple(noise.shape) != tuple(shape):
-            raise ValueError(f"Expected `noise` of shape {list(shape)}, got {tuple(noise.shape)}")
-        return noise.to(device)
+        return _checked_samples(noise, shape, device)
+    return _source(noise, device).normal(*shape)
+
+
+def draw_noise_steps(
+    noise: NoiseLike, steps: int, shape: tuple[int, ...], device: torch.device
+) -> torch.Tensor:
+    """``[steps, *shape]`` samples: what ``steps`` successive :func:`draw_noise` calls give.
+
+    A tensor is checked against ``[steps, *shape]`` and returned; a source is drawn from with
+    :meth:`~noise_envs.random.RandomSource.normal_steps` (at once where that is the same).
+    """
+    if isinstance(noise, torch.Tensor):
+        return _checked_samples(noise, (steps, *shape), device)
+    return _source(noise, device).normal_steps(steps, *shape)
+
+
+def _checked_samples(
+    noise: torch.Tensor, shape: tuple[int, ...], device: torch.device
+) -> torch.Tensor:
+    if tuple(noise.shape) != tuple(shape):
+        raise ValueError(f"Expected `noise` of shape {list(shape)}, got {tuple(noise.shape)}")
+    return noise.to(device)
+
+
+def _source(noise: NoiseLike, device: torch.device) -> RandomSource:
     if noise is None:
         raise ValueError(
             "a noise level sigma > 0 needs `noise`: a torch.Generator, a RandomSource or a tensor "
@@ -69,7 +93,7 @@ def draw_noise(noise: NoiseLike, shape: tuple[int, ...], device: torch.device) -
             "`noise` must be a torch.Generator, a RandomSource or a tensor, "
             f"got {type(noise).__name__}"
         )
-    return as_random_source(noise, device).normal(*shape)
+    return as_random_source(noise, device)
 
 
 def noisy_activation(

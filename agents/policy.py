@@ -8,7 +8,7 @@ import torch
 
 from agents.noise import NoiseLike
 
-__all__ = ["Policy"]
+__all__ = ["Policy", "SequencePolicy"]
 
 
 @runtime_checkable
@@ -32,4 +32,26 @@ class Policy(Protocol):
         noise: NoiseLike = None,
     ) -> tuple[torch.Tensor, Any]:
         """Act on observations ``[B, O]``: returns actions ``[B, A]`` and the next state."""
+        ...
+
+
+@runtime_checkable
+class SequencePolicy(Policy, Protocol):
+    """A policy that can also act on a whole input sequence at once.
+
+    Open-loop tasks show their inputs whatever the policy does, so a policy that runs a sequence
+    faster than step by step (the CTRNN does) gives the trainer that speed.
+    """
+
+    def unroll(
+        self,
+        inputs: torch.Tensor,
+        sigma: float | torch.Tensor = 0.0,
+        noise: NoiseLike = None,
+    ) -> torch.Tensor:
+        """Actions ``[T, B, A]`` for inputs ``[T, B, O]``, starting from the initial state.
+
+        The actions :meth:`step` gives when called on each input in turn with the same
+        ``sigma`` and ``noise`` (noise drawn in the same order), up to float rounding.
+        """
         ...

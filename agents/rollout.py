@@ -7,11 +7,11 @@ import dataclasses
 import torch
 
 from agents.noise import NoiseLike
-from agents.policy import Policy
+from agents.policy import Policy, SequencePolicy
 from noise_envs.core import Task, TaskState
 from noise_envs.random import RandomSource
 
-__all__ = ["Rollout", "rollout"]
+__all__ = ["Rollout", "rollout", "teacher_loss", "unroll"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,3 +92,56 @@ def rollout(
         policy_states=recorded.get("states"),
         alive=recorded.get("alive"),
     )
+
+
+def unroll(
+    policy: Policy,
+    inputs: torch.Tensor,
+    sigma: float | torch.Tensor = 0.0,
+    noise: NoiseLike = None,
+) -> torch.Tensor:
+    """Actions ``[T, B, A]`` of ``policy`` on the input sequence ``[T, B, O]`` from its initial state.
+
+    Uses the policy's own :meth:`~agents.policy.SequencePolicy.unroll` where it has one, and steps
+    it through the inputs otherwise.
+    """
+    if isinstance(policy, SequencePolicy):
+        return policy.unroll(inputs, sigma, noise)
+    state = policy.initial_state(inputs.shape[1], inputs.device)
+    actions = []
+    for obs in inputs:
+        action, state = policy.step(obs, state, sigma, noise)
+        actions.append(action)
+    return torch.stack(actions)
+
+
+def teacher_loss(
+    policy: Policy,
+    task: Task,
+    batch_size: int,
+    *,
+    sigma: float | torch.Tensor = 0.0,
+    env_rng: RandomSource | torch.Generator | int | None = None,
+    noise: NoiseLike = None,
+    device: torch.device | str = "cpu",
+) -> torch.Tensor:
+    """The mask-weighted mean squared teacher error of ``batch_size`` fresh episodes (a scalar).
+
+    What :attr:`Rollout.teacher_loss` of :func:`rollout` with the same arguments gives. An
+    open-loop task (:attr:`~noise_envs.core.Task.open_loop`) makes its episodes first and the
+    policy runs them as one sequence (:func:`unroll`): the same observations, noise and actions
+    up to float rounding, without a task step between policy steps. A closed-loop task runs
+    :func:`rollout`.
+    """
+    if not task.open_loop:
+        return rollout(
+            policy,
+            task,
+            batch_size,
+            sigma=sigma,
+            env_rng=env_rng,
+            noise=noise,
+            device=device,
+        ).teacher_loss
+    episode = task.open_loop_episode(batch_size, env_rng, device)
+    return episode.teacher_loss(unroll(policy, episode.observations, sigma, noise))

@@ -1,8 +1,10 @@
-"""Supervised training by backpropagation through time, closed-loop inside a batched task.
+"""Supervised training by backpropagation through time inside a batched task.
 
 The model acts in the task at the training noise level, the task scores every action against its
 teacher signal, and Adam minimises the mask-weighted mean squared teacher error
-(:attr:`~agents.rollout.Rollout.teacher_loss`). Open-loop and closed-loop tasks train alike.
+(:func:`~agents.rollout.teacher_loss`). Closed-loop tasks run the model step by step inside the
+task; open-loop tasks hand over their whole episodes first and the model runs them as one
+sequence, which gives the same loss faster.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from torch import nn
 from tqdm import tqdm
 
 from agents.models import build_model
-from agents.rollout import rollout
+from agents.rollout import teacher_loss
 from agents.runs import (
     CHECKPOINT_FILE,
     HISTORY_FILE,
@@ -112,7 +114,7 @@ def train(
     progress: bool = True,
     resume: bool = True,
 ) -> TrainResult:
-    """Train ``model`` on ``task`` by BPTT through closed-loop rollouts at noise ``config.sigma``.
+    """Train ``model`` on ``task`` by BPTT through its episodes at noise ``config.sigma``.
 
     Each iteration runs ``config.batch_size`` episodes, backpropagates the teacher loss, clips the
     gradient norm and takes an Adam step. With ``run_dir`` the run is saved as a run folder
@@ -151,7 +153,7 @@ def train(
     with tqdm(total=config.iterations, initial=start, disable=not progress, desc="train") as bar:
         for iteration in range(start + 1, config.iterations + 1):
             tick = time.perf_counter()
-            loss = _rollout_loss(model, task, config, sources, device)
+            loss = _teacher_loss(model, task, config, sources, device)
             grad_norm = _backward(loss, optimizer, params, config.grad_clip)
             loss_value = loss.item()
             _check_finite(loss_value, grad_norm, iteration)
@@ -215,7 +217,7 @@ def _training_sources(seed: int, device: torch.device) -> tuple[RandomSource, Ra
     )
 
 
-def _rollout_loss(
+def _teacher_loss(
     model: nn.Module,
     task: Task,
     config: TrainConfig,
@@ -223,7 +225,7 @@ def _rollout_loss(
     device: torch.device,
 ) -> torch.Tensor:
     env_rng, noise = sources
-    result = rollout(
+    return teacher_loss(
         model,
         task,
         config.batch_size,
@@ -232,7 +234,6 @@ def _rollout_loss(
         noise=noise,
         device=device,
     )
-    return result.teacher_loss
 
 
 def _backward(

@@ -19,7 +19,15 @@ from noise_envs._checks import check_positive_int, check_shape
 from noise_envs.config import JsonConfig
 from noise_envs.random import RandomSource, as_random_source
 
-__all__ = ["Metric", "Task", "TaskState", "repeat_rows", "select_rows", "where_rows"]
+__all__ = [
+    "Metric",
+    "OpenLoopEpisode",
+    "Task",
+    "TaskState",
+    "repeat_rows",
+    "select_rows",
+    "where_rows",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,6 +72,31 @@ class TaskState:
     def teacher_mse(self) -> torch.Tensor:
         """Mask-weighted mean squared teacher error so far, ``[B]``."""
         return self.error_sum / self.weight_sum.clamp_min(1e-12)
+
+
+@dataclasses.dataclass(frozen=True)
+class OpenLoopEpisode:
+    """Whole episodes of an open-loop task, time-major: what a policy sees and must answer.
+
+    Attributes:
+        observations: ``[T, B, O]``, the observation before each step.
+        targets: ``[T, B, A]``, the teacher's target for each step's action.
+        masks: ``[T, B, A]``, the teacher's weights (0 once a row's episode has ended).
+    """
+
+    observations: torch.Tensor
+    targets: torch.Tensor
+    masks: torch.Tensor
+
+    def teacher_loss(self, actions: torch.Tensor) -> torch.Tensor:
+        """Mask-weighted mean squared error of actions ``[T, B, A]`` over the batch (a scalar).
+
+        The loss a closed-loop rollout of the same actions accumulates
+        (:attr:`agents.rollout.Rollout.teacher_loss`), computed at once.
+        """
+        check_shape("actions", actions, tuple(self.targets.shape))
+        weighted = self.masks * (actions - self.targets).square()
+        return weighted.sum() / self.masks.sum().clamp_min(1e-12)
 
 
 StateT = TypeVar("StateT", bound=TaskState)
@@ -150,6 +183,9 @@ class Task(ABC, Generic[StateT, ConfigT]):
     primary_metric: ClassVar[str]
     config_class: ClassVar[type[JsonConfig]]
 
+    open_loop: ClassVar[bool] = False
+    """True when neither observations nor teacher signals depend on the actions: the whole
+    episode can then be made before the policy acts (:meth:`open_loop_episode`)."""
     render_modes: ClassVar[tuple[str, ...]] = ()
     """Render modes the task can draw; the Gymnasium adapters list them in ``metadata``."""
     render_fps: ClassVar[float | None] = None
@@ -237,6 +273,38 @@ class Task(ABC, Generic[StateT, ConfigT]):
             moved = where_rows(state.done, state, moved)
             reward = torch.where(state.done, torch.zeros_like(reward), reward)
         return moved, self.observe(moved), reward, moved.done
+
+    def open_loop_episode(
+        self,
+        batch_size: int,
+        generator: torch.Generator | RandomSource | int | None = None,
+        device: torch.device | str = "cpu",
+    ) -> OpenLoopEpisode:
+        """``batch_size`` whole episodes of an open-loop task, drawn as :meth:`reset` draws them.
+
+        The observations, targets and masks are those a closed-loop run from the same generator
+        meets, whatever the actions. This default steps the task with zero actions; tasks may
+        build the episode at once.
+
+        Raises:
+            ValueError: if the task is not open loop (``open_loop`` is false).
+        """
+        if not self.open_loop:
+            raise ValueError(
+                f"{self.id} is closed loop: its observations depend on the actions, so its "
+                "episodes cannot be made in advance; run it with agents.rollout.rollout"
+            )
+        state, obs = self.reset(batch_size, generator, device)
+        action = torch.zeros(batch_size, self.action_size, device=obs.device)
+        observations, targets, masks = [], [], []
+        with torch.no_grad():
+            for _ in range(self.horizon):
+                target, mask = self.teacher(state)
+                observations.append(obs)
+                targets.append(target)
+                masks.append(mask * (~state.done).unsqueeze(-1).to(mask.dtype))
+                state, obs, _, _ = self.step(state, action, validate=False)
+        return OpenLoopEpisode(torch.stack(observations), torch.stack(targets), torch.stack(masks))
 
     def observe(self, state: StateT) -> torch.Tensor:
         """Observations ``[B, O]``: the clean observation plus observation noise, kept in bounds.

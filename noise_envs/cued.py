@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from gymnasium import spaces
 
-from noise_envs.core import Metric, Task, TaskState, _replace_fields
+from noise_envs.core import Metric, OpenLoopEpisode, Task, TaskState, _replace_fields
 from noise_envs.random import RandomSource
 
 __all__ = ["CuedResponseState", "CuedResponseTask"]
@@ -37,6 +37,7 @@ class CuedResponseTask(Task[CuedResponseState, object]):
         ),
     )
     primary_metric = "mse"
+    open_loop = True
 
     def __init__(self, config=None, **options) -> None:
         super().__init__(config, **options)
@@ -73,6 +74,26 @@ class CuedResponseTask(Task[CuedResponseState, object]):
         target = state.target
         scored = (state.t >= self.response_start).unsqueeze(-1).to(target.dtype)
         return target, scored if scored.shape == target.shape else scored.expand_as(target)
+
+    def open_loop_episode(
+        self,
+        batch_size: int,
+        generator: torch.Generator | RandomSource | int | None = None,
+        device: torch.device | str = "cpu",
+    ) -> OpenLoopEpisode:
+        """The episodes at once: the same cues, observation noise, targets and masks as stepping."""
+        state, first = self.reset(batch_size, generator, device)
+        steps = self.horizon
+        if self.obs_noise == 0 or steps == 1:
+            observations = first.expand(steps, -1, -1)
+        else:  # reset drew step 0's noise; each later step draws its own, as observe does
+            noise = state.rng.normal_steps(steps - 1, batch_size, self.obs_size)
+            low, high = self._observation_bounds(first.device)
+            later = torch.clamp(state.cue + noise.mul_(self.obs_noise), low, high)
+            observations = torch.cat([first.unsqueeze(0), later])
+        scored = torch.arange(steps, device=first.device) >= self.response_start
+        masks = scored.to(state.target.dtype).view(steps, 1, 1).expand(-1, *state.target.shape)
+        return OpenLoopEpisode(observations, state.target.expand(steps, -1, -1), masks)
 
     def _initial(
         self, batch_size: int, rng: RandomSource, device: torch.device

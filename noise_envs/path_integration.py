@@ -363,6 +363,7 @@ class PathIntegrationTask(Task[PathIntegrationState, PathIntegrationConfig]):
         ),
     )
     primary_metric = "position_mse"
+    open_loop = True
 
     def __init__(self, config: PathIntegrationConfig | None = None, **options) -> None:
         super().__init__(config, **options)

@@ -77,6 +77,23 @@ class RandomSource:
         """Standard normal samples of shape ``[batch_size, *shape]``."""
         return self._draw(torch.randn, batch_size, shape, dtype)
 
+    def normal_steps(
+        self, steps: int, batch_size: int, *shape: int, dtype: torch.dtype = torch.float32
+    ) -> torch.Tensor:
+        """``[steps, batch_size, *shape]``: the samples of ``steps`` successive :meth:`normal` calls.
+
+        With one generator each step's block is drawn in place into the result (the same calls
+        as :meth:`normal`, without stacking), so the generator ends where the calls leave it.
+        """
+        check_positive_int("steps", steps)
+        generator = self.generator
+        if generator is None or self.repeats != 1:
+            return torch.stack([self.normal(batch_size, *shape, dtype=dtype) for _ in range(steps)])
+        samples = torch.empty((steps, batch_size, *shape), dtype=dtype, device=generator.device)
+        for block in samples:
+            block.normal_(generator=generator)
+        return samples.to(self.device)
+
     def uniform(
         self,
         batch_size: int,

@@ -394,8 +394,12 @@ def test_bad_shapes_raise():
         model.step(u, h, 0.1, torch.zeros(BATCH, HIDDEN + 1))
     with pytest.raises(ValueError, match=r"Expected `noise` of shape"):
         model.step(u, h, 0.0, torch.zeros(BATCH + 1, HIDDEN))
-    with pytest.raises(ValueError, match=r"Expected `inputs` of shape \[T, B, I\]"):
+    with pytest.raises(ValueError, match=rf"Expected `inputs` of shape \[T, B, {INPUTS}\]"):
         model(u, sigma=0.0)
+    with pytest.raises(ValueError, match=rf"Expected `inputs` of shape \[T, B, {INPUTS}\]"):
+        model(torch.zeros(5, BATCH, INPUTS + 1), sigma=0.0)
+    with pytest.raises(ValueError, match=rf"Expected `h0` of shape \[{BATCH}, {HIDDEN}\]"):
+        model(torch.zeros(5, BATCH, INPUTS), h0=torch.zeros(BATCH, HIDDEN + 1))
     with pytest.raises(ValueError, match=r"Expected `noise` of shape \[5, 4, 6\]"):
         model(torch.zeros(5, BATCH, INPUTS), sigma=0.1, noise=torch.zeros(5, BATCH, HIDDEN + 1))
     with pytest.raises(ValueError, match=r"`batch_size` must be an integer >= 1, got 0"):

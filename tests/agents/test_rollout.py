@@ -9,8 +9,10 @@ import pytest
 import torch
 
 from agents.ctrnn import CTRNN, CTRNNConfig
-from agents.policy import Policy
-from agents.rollout import Rollout, rollout
+from agents.mlp import NoisyMLP, NoisyMLPConfig
+from agents.policy import Policy, SequencePolicy
+from agents.rollout import Rollout, rollout, teacher_loss, unroll
+from noise_envs.random import RandomSource
 from noise_envs import RegulatorTask, make_task
 
 BATCH = 6
@@ -317,3 +319,75 @@ def test_rows_that_end_early_are_frozen_and_weighted_by_their_scored_steps():
     np.testing.assert_allclose(
         result.metrics["mse"].detach().numpy(), squared.sum(0) / scored.sum(0), rtol=1e-5
     )
+
+
+def loss_and_gradients(compute_loss, model):
+    loss = compute_loss()
+    params = [param for param in model.parameters() if param.requires_grad]
+    return loss.detach(), torch.autograd.grad(loss, params)
+
+
+def both_losses(model, task, batch, sigma):
+    """The closed-loop rollout's loss and teacher_loss's, each with its gradients."""
+
+    def closed():
+        return rollout(
+            model, task, batch, sigma=sigma, env_rng=5, noise=RandomSource.from_seed(6)
+        ).teacher_loss
+
+    def sequence():
+        return teacher_loss(
+            model, task, batch, sigma=sigma, env_rng=5, noise=RandomSource.from_seed(6)
+        )
+
+    return loss_and_gradients(closed, model), loss_and_gradients(sequence, model)
+
+
+@pytest.mark.parametrize("placement", ["in", "out"])
+@pytest.mark.parametrize("sigma", [0.0, 0.4, "per_row"])
+@pytest.mark.parametrize("batch", [BATCH, 16])
+def test_open_loop_teacher_loss_equals_the_closed_loop_rollout(placement, sigma, batch):
+    """Same loss and gradients as the rollout (float rounding apart): same episodes, same noise."""
+    task = regulator_task(obs_noise=0.1)
+    if sigma == "per_row":
+        sigma = torch.linspace(0.0, 1.0, batch)
+    model = make_ctrnn(task, placement=placement)
+    (closed, closed_grads), (sequence, sequence_grads) = both_losses(model, task, batch, sigma)
+    assert_near(sequence, closed)
+    for got, want in zip(sequence_grads, closed_grads, strict=True):
+        np.testing.assert_allclose(as_numpy(got), as_numpy(want), rtol=1e-4, atol=1e-6)
+
+
+def test_teacher_loss_steps_a_policy_without_unroll_through_the_episode():
+    """A NoisyMLP has no unroll: stepped through the inputs, it gives the rollout's loss."""
+    task = function_task()
+    model = NoisyMLP(NoisyMLPConfig(input_size=1, output_size=1, hidden_size=8))
+    assert isinstance(model, Policy) and not isinstance(model, SequencePolicy)
+    (closed, closed_grads), (sequence, sequence_grads) = both_losses(model, task, BATCH, 0.3)
+    assert_near(sequence, closed)
+    for got, want in zip(sequence_grads, closed_grads, strict=True):
+        assert_near(got, want)
+
+
+def test_closed_loop_tasks_get_the_rollout_loss_exactly():
+    """On the maze, teacher_loss is the closed-loop rollout's loss, bit for bit."""
+    task = make_task("NoisyMaze-v0", size=3)
+    config = CTRNNConfig(input_size=task.obs_size, output_size=task.action_size, hidden_size=8)
+    model = CTRNN(config)
+    (closed, closed_grads), (sequence, sequence_grads) = both_losses(model, task, BATCH, 0.5)
+    assert torch.equal(sequence, closed)
+    for got, want in zip(sequence_grads, closed_grads, strict=True):
+        assert torch.equal(got, want)
+
+
+def test_unroll_uses_the_policy_sequence_method_or_steps_it():
+    """unroll gives CTRNN.unroll for a sequence policy and the stepped actions for others."""
+    task = regulator_task()
+    model = make_ctrnn(task)
+    assert isinstance(model, SequencePolicy)
+    inputs = torch.rand(7, BATCH, 1, generator=torch.Generator().manual_seed(0))
+    got = unroll(model, inputs, 0.2, RandomSource.from_seed(1))
+    want = model.unroll(inputs, 0.2, RandomSource.from_seed(1))
+    assert torch.equal(got, want)
+    echoed = unroll(EchoPolicy(), inputs)
+    assert torch.equal(echoed, inputs)

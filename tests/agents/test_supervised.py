@@ -1,6 +1,5 @@
 """Tests of the supervised BPTT trainer: learning, determinism, resume, divergence, validation."""
 
-import dataclasses
 import math
 
 import numpy as np
@@ -57,23 +56,22 @@ def held_out_loss(model):
     return result.teacher_loss.item()
 
 
-def failing_rollout(monkeypatch, at_call, make_bad):
-    """Replace the trainer's rollout so that call number ``at_call`` (1-based) goes wrong."""
+def failing_loss(monkeypatch, at_call, make_bad):
+    """Replace the trainer's teacher loss so that call number ``at_call`` (1-based) goes wrong."""
     calls = {"count": 0}
-    original = supervised.rollout
+    original = supervised.teacher_loss
 
     def patched(*args, **kwargs):
         calls["count"] += 1
         result = original(*args, **kwargs)
         return make_bad(result) if calls["count"] == at_call else result
 
-    monkeypatch.setattr(supervised, "rollout", patched)
+    monkeypatch.setattr(supervised, "teacher_loss", patched)
 
 
 def poison(value):
-    def make_bad(result):
-        state = dataclasses.replace(result.state, error_sum=result.state.error_sum * value)
-        return dataclasses.replace(result, state=state)
+    def make_bad(loss):
+        return loss * value
 
     return make_bad
 
@@ -95,7 +93,10 @@ def test_training_lowers_the_held_out_loss_fivefold():
 
 
 def test_trainer_equals_a_hand_written_adam_loop():
-    """Three iterations equal Adam on the clipped teacher-loss gradient with the seeded sources."""
+    """Three iterations equal Adam on the clipped teacher-loss gradient with the seeded sources.
+
+    The regulator is open loop, so the trainer runs each batch of episodes as one sequence.
+    """
     config = make_config(iterations=3, grad_clip=0.05)
     trained = train(make_model(), regulator(), config, progress=False).model
 
@@ -106,7 +107,10 @@ def test_trainer_equals_a_hand_written_adam_loop():
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=config.learning_rate)
     for _ in range(3):
-        loss = rollout(model, task, 16, sigma=0.1, env_rng=env_rng, noise=noise).teacher_loss
+        episode = task.open_loop_episode(16, env_rng)
+        outputs, _ = model(episode.observations, sigma=0.1, noise=noise)
+        error = episode.masks * (outputs - episode.targets) ** 2
+        loss = error.sum() / episode.masks.sum()
         optimizer.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 0.05)
@@ -157,7 +161,7 @@ def test_resuming_after_a_crash_equals_an_uninterrupted_run(tmp_path, monkeypatc
     """A run stopped at iteration 25 restarts from the checkpoint at 20 and ends bitwise equal."""
     task = regulator()
     with monkeypatch.context() as patch:
-        failing_rollout(patch, 25, interrupt)
+        failing_loss(patch, 25, interrupt)
         with pytest.raises(KeyboardInterrupt):
             train(make_model(), task, make_config(), run_dir=tmp_path / "b", progress=False)
     assert load_run(tmp_path / "b").iterations_done == 20
@@ -201,7 +205,7 @@ def test_divergence_names_the_iteration_and_keeps_the_last_checkpoint(tmp_path, 
     """A non-finite loss at iteration 15 raises naming 15; the checkpoint at 10 stays and loads."""
     task = regulator()
     reference = train(make_model(), task, make_config(iterations=10), progress=False)
-    failing_rollout(monkeypatch, 15, poison(bad))
+    failing_loss(monkeypatch, 15, poison(bad))
     model = make_model()
     with pytest.raises(TrainingDiverged, match="iteration 15"):
         train(model, task, make_config(), run_dir=tmp_path, progress=False)

@@ -129,3 +129,50 @@ def test_per_row_source_refuses_repeats():
 def test_per_row_source_refuses_non_generators():
     with pytest.raises(ValueError, match=r"`generator` must be a torch\.Generator or a sequence"):
         RandomSource([generator(0), 3])
+
+
+def successive(source_factory, steps, batch, *shape, dtype=torch.float32):
+    source = source_factory()
+    return torch.stack([source.normal(batch, *shape, dtype=dtype) for _ in range(steps)]), source
+
+
+@pytest.mark.parametrize(
+    ("batch", "shape", "dtype"),
+    [
+        (64, (32,), torch.float32),  # 2048 per step: one draw
+        (2, (8,), torch.float64),  # 16 per step: one draw
+        (3, (5,), torch.float32),  # 15 per step: step by step
+        (7, (1,), torch.float32),
+        (4, (2, 3), torch.float32),
+    ],
+)
+def test_normal_steps_equals_successive_normal_calls(batch, shape, dtype):
+    """normal_steps(T, B, ...) is bitwise T calls of normal(B, ...), and leaves the same state."""
+    steps_source = RandomSource.from_seed(21)
+    at_once = steps_source.normal_steps(6, batch, *shape, dtype=dtype)
+    expected, source = successive(lambda: RandomSource.from_seed(21), 6, batch, *shape, dtype=dtype)
+    assert at_once.shape == (6, batch, *shape) and at_once.dtype == dtype
+    assert torch.equal(at_once, expected)
+    assert torch.equal(steps_source.normal(3), source.normal(3))
+
+
+def test_normal_steps_keeps_the_per_row_and_tiled_modes():
+    """Per-row generators and repeats give, step by step, what their normal calls give."""
+
+    def rows():
+        return RandomSource([generator(seed) for seed in (1, 2, 3)])
+
+    def tiled():
+        return RandomSource(generator(4), repeats=2)
+
+    expected, _ = successive(rows, 4, 3, 16)
+    assert torch.equal(rows().normal_steps(4, 3, 16), expected)
+    expected, _ = successive(tiled, 4, 8, 16)
+    x = tiled().normal_steps(4, 8, 16)
+    assert torch.equal(x, expected) and torch.equal(x[:, :4], x[:, 4:])
+
+
+def test_normal_steps_rejects_non_positive_steps():
+    """Zero steps is an error that names `steps`."""
+    with pytest.raises(ValueError, match="`steps` must be"):
+        RandomSource.from_seed(0).normal_steps(0, 4)
