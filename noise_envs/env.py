@@ -7,6 +7,7 @@ The adapter holds no task logic: it converts numpy to torch and back, seeds the 
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from typing import Any, ClassVar
 
 import gymnasium
@@ -49,11 +50,22 @@ def task_metadata(task: Task, base: dict[str, Any]) -> dict[str, Any]:
 
 
 def check_render_mode(task: Task, render_mode: str | None) -> str | None:
-    """Return ``render_mode`` if it is None or one the task declares, else raise ValueError."""
+    """``render_mode`` if it is None or one the task declares; otherwise warn and return None.
+
+    As ``gymnasium.make`` does for an undeclared mode, this warns rather than fails, so tools that
+    ask every env for a frame mode (stable-baselines3's ``make_vec_env`` asks for ``rgb_array``)
+    get an env that renders nothing.
+    """
     modes = list(getattr(task, "render_modes", ()))
-    if render_mode is not None and render_mode not in modes:
-        raise ValueError(f"`render_mode` must be None or one of {modes}, got {render_mode!r}")
-    return render_mode
+    if render_mode is None or render_mode in modes:
+        return render_mode
+    warnings.warn(
+        f"{task.id} cannot render {render_mode!r} (its render modes: {modes}); "
+        "render_mode is None and render() returns None",
+        UserWarning,
+        stacklevel=3,
+    )
+    return None
 
 
 def describe_task(task: Task) -> str:

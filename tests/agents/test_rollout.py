@@ -12,8 +12,8 @@ from agents.ctrnn import CTRNN, CTRNNConfig
 from agents.mlp import NoisyMLP, NoisyMLPConfig
 from agents.policy import Policy, SequencePolicy
 from agents.rollout import Rollout, rollout, teacher_loss, unroll
-from noise_envs.random import RandomSource
 from noise_envs import RegulatorTask, make_task
+from noise_envs.random import RandomSource
 
 BATCH = 6
 HIDDEN = 8

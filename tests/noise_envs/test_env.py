@@ -200,9 +200,26 @@ def test_no_render_modes_are_declared_so_render_returns_none():
     assert env.render() is None
 
 
-def test_an_undeclared_render_mode_is_refused():
-    with pytest.raises(ValueError, match=r"`render_mode` must be None or one of \[\], got 'human'"):
-        TaskEnv("NoisyRegulator-v0", render_mode="human")
+def test_an_undeclared_render_mode_warns_and_renders_nothing():
+    """As gymnasium.make does: a warning naming the mode and the modes there are, then None."""
+    with pytest.warns(UserWarning, match=r"NoisyRegulator-v0 cannot render 'human' .*: \[\]"):
+        env = TaskEnv("NoisyRegulator-v0", render_mode="human")
+    assert env.render_mode is None
+    env.reset(seed=0)
+    assert env.render() is None
+
+
+def test_stable_baselines3_make_vec_env_builds_our_envs():
+    """make_vec_env asks every env for render_mode="rgb_array"; ours accept and step."""
+    from stable_baselines3.common.env_util import make_vec_env
+
+    with pytest.warns(UserWarning, match="cannot render 'rgb_array'"):
+        envs = make_vec_env("NoisyRegulator-v0", n_envs=2, seed=0)
+    obs = envs.reset()
+    assert obs.shape == (2, 1)
+    _, rewards, dones, _ = envs.step(np.zeros((2, 1), dtype=np.float32))
+    assert rewards.shape == dones.shape == (2,) and np.all(rewards <= 0)
+    envs.close()
 
 
 def test_render_modes_declared_by_the_task_are_used():
