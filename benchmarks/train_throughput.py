@@ -1,9 +1,10 @@
-"""Training throughput: our closed-loop trainer against a plain-PyTorch tutorial CTRNN loop.
+"""Training throughput: our BPTT trainer against a plain-PyTorch tutorial CTRNN loop.
 
 Both train a CTRNN of the same size on the same function-approximation task (x ~ U(-1, 1) shown
 for 50 steps, target sin(pi x) over the last 20), with the same batch, learning rate, Adam and
-gradient clipping, at the same training noise. Ours is :func:`agents.supervised.train`, which runs
-the model closed-loop inside the batched task (:func:`agents.rollout.rollout`); the plain loop is
+gradient clipping, at the same training noise. Ours is :func:`agents.supervised.train`, which takes
+the open-loop task's whole episodes and runs the model over them as one sequence
+(:func:`agents.rollout.teacher_loss`); the plain loop is
 the neurogym / Yang-lab tutorial CTRNN (``input2h``, ``h2h``, ``recurrence``, a Python loop over
 time, ``torch.stack``, a linear read-out, masked MSE). The two are measured side by side in one
 process, in interleaved rounds, after a warm-up; the table gives iterations per second (best

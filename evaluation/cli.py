@@ -97,7 +97,8 @@ def _add_train(commands) -> None:
     parser = commands.add_parser(
         "train",
         help="train a CTRNN by supervised BPTT into a run folder (resumes an interrupted run)",
-        description="Train a CTRNN closed-loop in a task by BPTT on the masked teacher loss.",
+        description="Train a CTRNN in a task by BPTT on the masked teacher loss (closed-loop tasks "
+        "step by step inside the task, open-loop ones as whole sequences).",
     )
     parser.add_argument("--task", default="NoisyFunctionApprox-v0", help="environment id")
     parser.add_argument(
