@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.vec_env import VecMonitor
 from tqdm import tqdm
 
@@ -204,7 +205,7 @@ def _build_algorithm(
     envs.seed(config.seed)
     recurrent = config.algo == "recurrent_ppo"
     algorithm_class = NoisyRecurrentPPO if recurrent else NoisyPPO
-    return algorithm_class(
+    algorithm = algorithm_class(
         CTRNNRecurrentPolicy if recurrent else NoisyActorCriticPolicy,
         envs,
         learning_rate=config.learning_rate,
@@ -220,6 +221,10 @@ def _build_algorithm(
         policy_kwargs=policy_config.to_dict(),
         device=device,
     )
+    # The run folder's history is the log. Without a logger of its own, SB3 makes an empty
+    # SB3-<date> folder in the system's temporary folder at every learn() call.
+    algorithm.set_logger(Logger(folder=None, output_formats=[]))
+    return algorithm
 
 
 class _EpisodeLog(BaseCallback):

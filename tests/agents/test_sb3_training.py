@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tempfile
 
 import numpy as np
 import pytest
@@ -126,10 +127,14 @@ def test_resume_continues_from_the_checkpoint(tmp_path, recurrent_run):
         )
 
 
-def test_ppo_with_a_noisy_mlp(tmp_path):
-    """algo ppo trains a NoisyActorCriticPolicy into a run that loads back as ppo_noisy_mlp."""
+def test_ppo_with_a_noisy_mlp(tmp_path, monkeypatch):
+    """algo ppo trains a NoisyActorCriticPolicy into a run that loads back as ppo_noisy_mlp,
+    and leaves no SB3 log folder in the temporary folder."""
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temporary))
     run = train_rl_run(
-        tmp_path,
+        tmp_path / "run",
         TASK_ID,
         MLPPolicyConfig(hidden_size=4, num_layers=1),
         config(algo="ppo"),
@@ -139,6 +144,7 @@ def test_ppo_with_a_noisy_mlp(tmp_path):
     assert run.model_kind == "ppo_noisy_mlp"
     assert run.model.policy.mlp_extractor.sigma == 0.5
     assert sweep_noise(run.model, run.task(), [0.0, 0.5], episodes=2).values().shape == (2, 2)
+    assert list(temporary.iterdir()) == []
 
 
 def test_policy_config_must_fit_the_algorithm():
