@@ -306,6 +306,21 @@ class Task(ABC, Generic[StateT, ConfigT]):
                 state, obs, _, _ = self.step(state, action, validate=False)
         return OpenLoopEpisode(torch.stack(observations), torch.stack(targets), torch.stack(masks))
 
+    def _observation_sequence(
+        self, state: StateT, first: torch.Tensor, clean: torch.Tensor
+    ) -> torch.Tensor:
+        """Observations ``[T, B, O]`` of an open-loop episode built at once.
+
+        ``first`` is what :meth:`reset` returned; later steps get the clean observations
+        ``clean[1:]`` plus the noise :meth:`observe` would draw at each of them, in the same order.
+        """
+        later = clean[1:]
+        if self.obs_noise > 0 and later.shape[0] > 0:
+            noise = state.rng.normal_steps(later.shape[0], state.batch_size, self.obs_size)
+            low, high = self._observation_bounds(first.device)
+            later = torch.clamp(later + noise.mul_(self.obs_noise), low, high)
+        return torch.cat([first.unsqueeze(0), later])
+
     def observe(self, state: StateT) -> torch.Tensor:
         """Observations ``[B, O]``: the clean observation plus observation noise, kept in bounds.
 

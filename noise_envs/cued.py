@@ -84,13 +84,7 @@ class CuedResponseTask(Task[CuedResponseState, object]):
         """The episodes at once: the same cues, observation noise, targets and masks as stepping."""
         state, first = self.reset(batch_size, generator, device)
         steps = self.horizon
-        if self.obs_noise == 0 or steps == 1:
-            observations = first.expand(steps, -1, -1)
-        else:  # reset drew step 0's noise; each later step draws its own, as observe does
-            noise = state.rng.normal_steps(steps - 1, batch_size, self.obs_size)
-            low, high = self._observation_bounds(first.device)
-            later = torch.clamp(state.cue + noise.mul_(self.obs_noise), low, high)
-            observations = torch.cat([first.unsqueeze(0), later])
+        observations = self._observation_sequence(state, first, state.cue.expand(steps, -1, -1))
         scored = torch.arange(steps, device=first.device) >= self.response_start
         masks = scored.to(state.target.dtype).view(steps, 1, 1).expand(-1, *state.target.shape)
         return OpenLoopEpisode(observations, state.target.expand(steps, -1, -1), masks)

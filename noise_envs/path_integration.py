@@ -21,7 +21,7 @@ from noise_envs._checks import (
     check_positive_int,
 )
 from noise_envs.config import JsonConfig
-from noise_envs.core import Metric, Task, TaskState
+from noise_envs.core import Metric, OpenLoopEpisode, Task, TaskState
 from noise_envs.random import RandomSource
 
 __all__ = [
@@ -437,6 +437,30 @@ class PathIntegrationTask(Task[PathIntegrationState, PathIntegrationConfig]):
         target = self.encode(self.position_after_step(state))
         scored = (state.t >= self.config.settle_steps).unsqueeze(-1).to(target.dtype)
         return target, scored.expand_as(target)
+
+    def open_loop_episode(
+        self,
+        batch_size: int,
+        generator: torch.Generator | RandomSource | int | None = None,
+        device: torch.device | str = "cpu",
+    ) -> OpenLoopEpisode:
+        """The episodes at once: the same paths, observations, targets and masks as stepping."""
+        state, first = self.reset(batch_size, generator, device)
+        config = self.config
+        speed, heading = state.speeds.T.unsqueeze(-1), state.headings.T  # [T, B, 1], [T, B]
+        if config.velocity_encoding == "cartesian":
+            parts = [speed * _unit(heading)]
+        else:
+            parts = [speed, _unit(heading)]
+        if config.start == "random_cued":
+            cue = torch.zeros(config.steps, batch_size, 2, device=speed.device)
+            cue[0] = state.positions[:, 0]
+            parts.append(cue)
+        observations = self._observation_sequence(state, first, torch.cat(parts, dim=-1))
+        targets = self.encode(state.positions[:, 1:].transpose(0, 1))
+        scored = torch.arange(config.steps, device=speed.device) >= config.settle_steps
+        masks = scored.to(targets.dtype).view(-1, 1, 1).expand_as(targets)
+        return OpenLoopEpisode(observations, targets, masks)
 
     def episode_metrics(self, state: PathIntegrationState) -> dict[str, torch.Tensor]:
         """``position_mse`` and ``mean_distance_error`` over the scored steps, ``[B]`` each."""
