@@ -46,9 +46,15 @@ def test_single_neuron_mean_field_matches_long_simulations():
 
 @pytest.mark.parametrize("seed", [0, 1])
 def test_output_bias_accounts_for_the_zero_noise_error(seed, trained_function_approx):
-    """E[(y_0 - target)^2] is made of the bias E[(ybar_sigma - y_0)^2]; the mean output under
-    the training noise is on target."""
-    model = trained_function_approx("in", seed)
+    """E[(y_0 - target)^2] is within 25% of the bias E[(ybar_sigma - y_0)^2], and the mean output
+    under the training noise is on target.
+
+    The claim is about trained networks: these are trained to convergence (1500 iterations).
+    Measured (ratio error / bias, seeds 0-3): 0.94, 0.89, 0.97, 0.99 at sigma 0.5; 0.83-0.98 at
+    sigma 0.25 and 0.99-1.03 at sigma 1.0. After 400 iterations the residual error of the mean
+    output still counts: 1.34, 0.99, 0.93, 0.95 at sigma 0.5, and 0.63 once at sigma 0.25.
+    """
+    model = trained_function_approx("in", seed, iterations=1500)
     task = make_task("NoisyFunctionApprox-v0")
     bias = output_bias(model, task, [SIGMA], episodes=128, replicas=32, seed=seed)
     at_sigma = bias.level_index(SIGMA)
@@ -56,7 +62,7 @@ def test_output_bias_accounts_for_the_zero_noise_error(seed, trained_function_ap
     message = f"error at 0 {bias.error_zero:.4g}, bias {bias.bias[at_sigma]:.4g}, ratio {ratio:.3g}"
     assert bias.error_zero > 5 * bias.mse[at_sigma], message
     assert bias.mean_error[at_sigma] < 0.1 * bias.error_zero, message
-    assert 0.75 <= ratio <= 1.5, message
+    assert 0.75 <= ratio <= 1.25, message
 
 
 @pytest.mark.parametrize("placement", ["in", "out"])
