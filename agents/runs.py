@@ -12,7 +12,6 @@ A run is a folder holding data only, never code, and every file in it is replace
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import dataclasses
 import importlib.metadata
@@ -20,7 +19,6 @@ import io
 import json
 import os
 import pickle
-import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +27,7 @@ import torch
 from safetensors import SafetensorError
 from torch import nn
 
+from agents.atomic import atomic_write_bytes, atomic_write_text
 from agents.models import build_model, model_kind
 from noise_envs.config import JsonConfig
 from noise_envs.core import Task
@@ -86,43 +85,6 @@ _RECORD_KEYS = frozenset(
 )
 _SECTION_KEYS = {"task": ("id", "kwargs"), "model": ("kind", "config")}
 _CHECKPOINT_KEYS = ("iteration", "model", "optimizer", "rng")
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see the old file or the new one, never half.
-
-    The bytes go to a temporary file in the same folder, are flushed to disk, and the file is
-    renamed over ``path``; the temporary file is removed if anything fails.
-    """
-    path = Path(path)
-    temp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        with open(temp, "xb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp)
-        raise
-    _fsync_folder(path.parent)
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write ``text`` (UTF-8) to ``path`` atomically, as :func:`atomic_write_bytes`."""
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def _fsync_folder(folder: Path) -> None:
-    # Makes the rename itself durable; POSIX only (Windows cannot open a folder).
-    if os.name != "posix":
-        return
-    descriptor = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
 
 
 def _package_version() -> str:

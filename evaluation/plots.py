@@ -6,6 +6,7 @@ whatever backend is configured, and nothing is left open in a global figure regi
 
 from __future__ import annotations
 
+import io
 import os
 import warnings
 from collections.abc import Mapping
@@ -14,7 +15,8 @@ from pathlib import Path
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from evaluation.sweep import SweepResult, atomic_open
+from agents.atomic import atomic_write_bytes
+from evaluation.sweep import SweepResult
 from noise_envs._checks import check_choice
 
 __all__ = ["plot_sweep", "save_figure"]
@@ -77,15 +79,16 @@ def plot_sweep(
 def save_figure(fig: Figure, path: str | os.PathLike, *, dpi: int = 150) -> Path:
     """Save ``fig`` atomically, in the format named by the file's extension (``.png``, ``.pdf``…).
 
-    The figure is written to a temporary file in the same folder, then moved into place with
-    ``os.replace``, so a reader never sees half a file.
+    The figure is drawn into memory and written with
+    :func:`~agents.atomic.atomic_write_bytes`, so a reader never sees half a file.
     """
     path = Path(path)
     file_format = check_choice(
         "path extension", path.suffix.lstrip(".").lower(), fig.canvas.get_supported_filetypes()
     )
-    with atomic_open(path, "wb") as file:
-        fig.savefig(file, format=file_format, dpi=dpi)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format=file_format, dpi=dpi)
+    atomic_write_bytes(path, buffer.getvalue())
     return path
 
 

@@ -9,24 +9,22 @@ noise level alone, which is what makes the paired statistics in :mod:`evaluation
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import dataclasses
 import io
 import json
 import math
 import os
-import secrets
 import warnings
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from statistics import NormalDist
-from typing import IO
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from agents.atomic import atomic_write_text
 from agents.policy import Policy
 from agents.rollout import rollout
 from noise_envs._checks import check_choice, check_in_range, check_positive_int
@@ -205,8 +203,7 @@ class SweepResult:
             for episode in range(self.num_episodes):
                 cells = [repr(float(column[level_index, episode])) for column in columns]
                 writer.writerow([repr(float(level)), episode, *cells])
-        with atomic_open(path) as file:
-            file.write(buffer.getvalue())
+        atomic_write_text(path, buffer.getvalue())
         return Path(path)
 
     @classmethod
@@ -394,30 +391,6 @@ def format_rows(rows: Sequence[Sequence[str]]) -> str:
     ]
     lines.insert(1, "  ".join("-" * width for width in widths))
     return "\n".join(lines)
-
-
-@contextlib.contextmanager
-def atomic_open(path: str | os.PathLike, mode: str = "w") -> Iterator[IO]:
-    """Open a temporary file beside ``path`` for writing; move it to ``path`` when the block ends.
-
-    ``mode`` is ``"w"`` (UTF-8 text) or ``"wb"``. If the block raises, the temporary file is
-    removed and ``path`` is left as it was, so a reader never sees half a file. Missing parent
-    folders are created.
-    """
-    check_choice("mode", mode, ("w", "wb"))
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # "x" creates the file with the usual permissions (0o666 minus the umask), unlike mkstemp.
-    temp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
-    text = {"encoding": "utf-8", "newline": ""} if mode == "w" else {}
-    file = open(temp, mode.replace("w", "x"), **text)
-    try:
-        with file:
-            yield file
-        os.replace(temp, path)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
 
 
 def _run_chunk(

@@ -8,7 +8,6 @@ import pytest
 import torch
 from torch import nn
 
-import agents.runs as runs
 from agents import (
     CTRNN,
     MODEL_KINDS,
@@ -26,8 +25,6 @@ from agents.runs import (
     HISTORY_FILE,
     RUN_FILE,
     WEIGHTS_FILE,
-    atomic_write_bytes,
-    atomic_write_text,
     read_history,
 )
 from noise_envs import RegulatorTask, make_task
@@ -176,30 +173,6 @@ def test_running_run_loads_the_last_checkpoint(run_copy, complete_run):
     run = load_run(run_copy)
     assert (run.status, run.iterations_done) == ("running", 12)
     assert torch.equal(outputs(run.model), outputs(complete_run[1].model))
-
-
-def test_atomic_write_replaces_the_file_and_leaves_no_temporary(tmp_path):
-    """A successful atomic write replaces the content; only the target file remains."""
-    target = tmp_path / "file.txt"
-    atomic_write_text(target, "old")
-    atomic_write_text(target, "new")
-    assert target.read_text() == "new"
-    assert os.listdir(tmp_path) == ["file.txt"]
-
-
-def test_failed_atomic_write_keeps_the_old_file(tmp_path, monkeypatch):
-    """If the final rename fails, the old content stays and the temporary file is removed."""
-    target = tmp_path / "file.bin"
-    atomic_write_bytes(target, b"old")
-
-    def broken_replace(source, destination):
-        raise OSError("disk full")
-
-    monkeypatch.setattr(runs.os, "replace", broken_replace)
-    with pytest.raises(OSError, match="disk full"):
-        atomic_write_bytes(target, b"new")
-    assert target.read_bytes() == b"old"
-    assert os.listdir(tmp_path) == ["file.bin"]
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,6 @@ import torch
 from agents import CTRNN, CTRNNConfig
 from evaluation.sweep import (
     SweepResult,
-    atomic_open,
     best_level_index,
     check_levels,
     summary_table,
@@ -357,16 +356,6 @@ def test_malformed_csv_is_rejected(tmp_path, text, message):
     path.write_text(text)
     with pytest.raises(ValueError, match=message):
         SweepResult.from_csv(path, metric_directions={"mse": False})
-
-
-def test_atomic_open_leaves_old_file_on_error(tmp_path):
-    path = tmp_path / "out.txt"
-    path.write_text("old")
-    with pytest.raises(RuntimeError), atomic_open(path) as file:
-        file.write("half")
-        raise RuntimeError("interrupted")
-    assert path.read_text() == "old"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.txt"]
 
 
 def test_summary_table_lists_every_level_and_label():
