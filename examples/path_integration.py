@@ -35,9 +35,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="where runs and figures go",
     )
     add("--placements", default="in,out", help="comma-separated noise placements to train")
-    add("--sigma", type=float, default=0.5, help="training noise of every network")
+    add("--sigma", type=float, default=1.0, help="training noise of every network")
     add("--hidden-size", type=int, default=128, help="recurrent units")
-    add("--activation", default="relu", help="relu, softplus, tanh or sigmoid")
+    add(
+        "--activation",
+        default="tanh",
+        help="relu, softplus, tanh or sigmoid (relu networks show no noise preference here)",
+    )
     add("--dt", type=float, default=20.0, help="time step of the network (ms)")
     add("--tau", type=float, default=100.0, help="time constant of the network (ms)")
     add("--iterations", type=int, default=1000, help="training iterations per network")
