@@ -30,7 +30,8 @@ from evaluation.single_neuron import (
 )
 from evaluation.stationary import StationaryStatistics, stationary_statistics
 from evaluation.stats import Preference, bootstrap_ci, preference, preference_table
-from evaluation.sweep import LevelSummary, SweepResult, check_levels, summary_table, sweep_noise
+from evaluation.sweep import sweep_noise
+from evaluation.sweep_result import LevelSummary, SweepResult, check_levels, summary_table
 
 __all__ = [
     "AnalysisConfig",

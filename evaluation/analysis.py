@@ -28,7 +28,7 @@ from evaluation.mechanism_plots import (
 )
 from evaluation.plots import save_figure
 from evaluation.shift import NoiseShift, OutputBias, noise_shift, output_bias
-from evaluation.sweep import format_rows
+from evaluation.sweep_result import format_rows
 from noise_envs._checks import check_nonnegative, check_positive, check_positive_int
 from noise_envs.config import JsonConfig
 from noise_envs.core import Task

@@ -18,7 +18,8 @@ from evaluation._argparse import add_config_arguments, config_from_arguments
 from evaluation.demo import PlacementConfig, compare_placements, demo_verdicts, write_demo_outputs
 from evaluation.plots import plot_sweep, save_figure
 from evaluation.stats import preference, preference_table
-from evaluation.sweep import SweepResult, summary_table, sweep_noise
+from evaluation.sweep import sweep_noise
+from evaluation.sweep_result import SweepResult, summary_table
 from noise_envs.registration import TASKS, make_task
 
 __all__ = ["build_parser", "main"]

@@ -13,7 +13,8 @@ from agents.runs import atomic_write_text, load_run
 from agents.supervised import TrainConfig, train, train_run
 from evaluation.plots import plot_sweep, save_figure
 from evaluation.stats import Preference, preference, preference_table
-from evaluation.sweep import SweepResult, sweep_noise
+from evaluation.sweep import sweep_noise
+from evaluation.sweep_result import SweepResult
 from noise_envs._checks import check_nonnegative, check_positive, check_positive_int
 from noise_envs.config import JsonConfig
 from noise_envs.registration import make_task

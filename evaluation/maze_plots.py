@@ -19,7 +19,7 @@ from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
 from agents.policy import Policy
-from evaluation.sweep import check_levels, check_seed
+from evaluation.sweep_result import check_levels, check_seed
 from noise_envs._checks import check_positive_int
 from noise_envs.maze import MazeTask
 from noise_envs.maze_layout import OFFSETS

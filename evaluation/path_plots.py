@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 
 from agents.policy import Policy
 from agents.rollout import rollout
-from evaluation.sweep import check_levels, check_seed
+from evaluation.sweep_result import check_levels, check_seed
 from noise_envs._checks import check_positive_int
 from noise_envs.path_integration import PathIntegrationTask
 from noise_envs.random import RandomSource

@@ -16,7 +16,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from agents.atomic import atomic_write_bytes
-from evaluation.sweep import SweepResult
+from evaluation.sweep_result import SweepResult
 from noise_envs._checks import check_choice
 
 __all__ = ["plot_sweep", "save_figure"]
@@ -34,7 +34,7 @@ def plot_sweep(
     """Metric against test noise: one curve per label with its confidence band.
 
     Each curve is the per-level mean with a shaded ``confidence`` interval (normal approximation,
-    see :meth:`~evaluation.sweep.SweepResult.summary`); a star marks its best level sigma*, and a
+    see :meth:`~evaluation.sweep_result.SweepResult.summary`); a star marks its best level sigma*, and a
     dashed vertical line in the curve's colour marks its training sigma.
 
     Args:

@@ -33,7 +33,7 @@ from evaluation.gaussian import (
     gaussian_activation_slope,
     gaussian_activation_variance,
 )
-from evaluation.sweep import check_levels
+from evaluation.sweep_result import check_levels
 from noise_envs._checks import check_choice, check_in_range, check_shape
 
 __all__ = [

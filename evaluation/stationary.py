@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from agents.ctrnn import CTRNN
-from evaluation.sweep import check_levels
+from evaluation.sweep_result import check_levels
 from noise_envs._checks import check_nonnegative, check_positive_int, check_shape
 from noise_envs.random import RandomSource
 

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 
-from evaluation.sweep import (
+from evaluation.sweep_result import (
     SweepResult,
     best_level_index,
     check_confidence,

@@ -9,7 +9,7 @@ is set, and ``model.predict(..., deterministic=True)`` acts in a ``DummyVecEnv``
 noise restarts with every level (a CTRNN core's keyed positions start afresh, a noisy
 extractor's generator is reseeded), so episodes are paired across levels as far as their lengths
 agree. The result holds the fields of
-:class:`~evaluation.sweep.SweepResult`: ``SweepResult(**dataclasses.asdict(result))``.
+:class:`~evaluation.sweep_result.SweepResult`: ``SweepResult(**dataclasses.asdict(result))``.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ import pytest
 from matplotlib.figure import Figure
 
 from evaluation.plots import plot_sweep, save_figure
-from evaluation.sweep import SweepResult
+from evaluation.sweep_result import SweepResult
 
 LEVELS = np.linspace(0.0, 0.6, 7)
 

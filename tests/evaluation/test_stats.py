@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from evaluation.stats import Preference, bootstrap_ci, preference, preference_table
-from evaluation.sweep import SweepResult
+from evaluation.sweep_result import SweepResult
 
 LEVELS = np.array([0.0, 0.1, 0.2, 0.3, 0.4])
 

@@ -10,13 +10,8 @@ import pytest
 import torch
 
 from agents import CTRNN, CTRNNConfig
-from evaluation.sweep import (
-    SweepResult,
-    best_level_index,
-    check_levels,
-    summary_table,
-    sweep_noise,
-)
+from evaluation.sweep import sweep_noise
+from evaluation.sweep_result import SweepResult, best_level_index, check_levels, summary_table
 from noise_envs import FunctionApproxTask, make_task
 
 BEST = 0.3
