@@ -96,7 +96,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--hidden-size", type=int, default=64, help="CTRNN units")
     add("--dt", type=float, default=20.0, help="time step (ms)")
     add("--tau", type=float, default=100.0, help="time constant (ms)")
-    add("--timesteps", type=int, default=2_000_000, help="environment steps of training")
+    add("--timesteps", type=int, default=3_000_000, help="environment steps of training")
     add("--num-envs", type=int, default=32, help="environments per rollout")
     add("--num-steps", type=int, default=128, help="steps per environment per rollout")
     add("--batch-size", type=int, default=1024, help="steps per minibatch")
