@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from agents.ctrnn import CTRNNConfig
 from agents.runs import load_run
@@ -29,7 +30,7 @@ Study noise preference in recurrent networks (Eckstein & Srinivasan, TMLR 2026):
 with noise inside or outside the activation, sweep their test noise, and see which level each
 network performs best at.
 
-  noisepref demo --out demo_output        the main job, a few minutes on 2 CPU cores
+  noisepref demo --out demo_output        the main job, about a minute on 2 CPU cores
   noisepref envs                          list the environments
   noisepref train --task NoisyFunctionApprox-v0 --placement in --sigma 0.5 --out runs/in
   noisepref sweep runs/in                 sweep its test noise, print the preference
@@ -58,6 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``noisepref``; bad input exits with code 2 and a one-line message."""
     args = build_parser().parse_args(argv)
+    if getattr(args, "threads", None) is not None:
+        torch.set_num_threads(args.threads)
     try:
         return args.handler(args)
     except (ValueError, TrainingDiverged) as error:
@@ -70,6 +73,23 @@ def _common(parser: argparse.ArgumentParser) -> None:
         "--device", default="cpu", help="torch device, e.g. cpu or cuda (default: cpu)"
     )
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    parser.add_argument(
+        "--threads",
+        type=_positive_int,
+        default=None,
+        help="torch CPU threads (default: torch's choice); 1 is best for small networks on a "
+        "machine that is busy with other work",
+    )
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}")
+    return value
 
 
 def _add_envs(commands) -> None:

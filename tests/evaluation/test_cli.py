@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from evaluation.cli import build_parser, main
 
@@ -121,3 +122,16 @@ def test_console_script_entry_point_runs():
     )
     assert result.returncode == 0, result.stderr
     assert "NoisyFunctionApprox-v0" in result.stdout
+
+
+def test_threads_sets_torch_threads_and_rejects_zero(tmp_path, capsys, monkeypatch):
+    """--threads N calls torch.set_num_threads(N); 0 is refused by the parser with exit 2."""
+    calls = []
+    monkeypatch.setattr(torch, "set_num_threads", calls.append)
+    argv = ["train", *TINY_TASK, *TINY_TRAIN, "--threads", "1", "--out", str(tmp_path / "r")]
+    assert main(argv) == 0
+    assert calls == [1]
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", *TINY_TASK, "--threads", "0", "--out", str(tmp_path / "s")])
+    assert exit_info.value.code == 2
+    assert "--threads: must be an integer >= 1, got '0'" in capsys.readouterr().err
