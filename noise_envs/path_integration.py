@@ -1,8 +1,7 @@
 """NoisyPathIntegration-v0: integrate 2-D velocity inputs into a position in a square arena.
 
-Trajectories follow the random-walk model of Sorscher et al. (2019) (after Cueva & Wei 2018):
-Rayleigh-distributed speeds, headings that turn by Gaussian increments, and a turn away from a
-wall (with a slow-down) when the walker is near it and heading towards it.
+The paths come from :mod:`noise_envs.trajectories` (the random walks of Sorscher et al. 2019), the
+place-cell targets from :mod:`noise_envs.place_cells`; both are re-exported here.
 """
 
 from __future__ import annotations
@@ -22,7 +21,15 @@ from noise_envs._checks import (
 )
 from noise_envs.config import JsonConfig
 from noise_envs.core import Metric, OpenLoopEpisode, Task, TaskState
+from noise_envs.place_cells import PLACE_CELL_TUNINGS, place_cell_activity, tuning_range
 from noise_envs.random import RandomSource
+from noise_envs.trajectories import (
+    Trajectories,
+    distance_to_wall,
+    generate_trajectories,
+    unit_vector,
+    wall_turn,
+)
 
 __all__ = [
     "PLACE_CELL_TUNINGS",
@@ -45,19 +52,9 @@ STARTS = ("center", "random_cued")
 """Start positions: the arena's centre, or uniform in the arena and shown at step 0."""
 TARGETS = ("position", "place_cells")
 """Outputs: the position (x, y), or the activity of a population of place cells."""
-PLACE_CELL_TUNINGS = ("gaussian", "difference_of_gaussians")
-"""Place-cell tuning curves over the distance to the cell's centre."""
 
-NEAR_WALL_SLOWDOWN = 0.25
-"""Speed factor while turning away from a wall (Sorscher et al. 2019)."""
 MAX_SPEED_SCALES = 4.0
 """Speeds are capped at this many Rayleigh scales: a cap hits with probability e^-8 = 3e-4."""
-SURROUND_WIDTH = 2.0
-"""Width of the inhibitory surround of difference-of-Gaussians cells, in centre widths."""
-SURROUND_AMPLITUDE = 0.5
-"""Peak of the surround Gaussian relative to the centre Gaussian."""
-_STEP_SAFETY = 0.99
-"""A step covers at most this fraction of the distance to the wall ahead, so walkers stay inside."""
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
@@ -139,129 +136,6 @@ def _check_place_cells(config: PathIntegrationConfig) -> None:
             f"`decode_top_k` must be <= `num_place_cells` ({config.num_place_cells}), "
             f"got {config.decode_top_k}"
         )
-
-
-@dataclasses.dataclass(frozen=True)
-class Trajectories:
-    """Random paths in the arena ``[-1, 1]^2`` (units of half the arena's side).
-
-    Attributes:
-        positions: ``[B, T + 1, 2]``, the start and the position after each step.
-        speeds: ``[B, T]``, the speed during each step (half-sides per second).
-        headings: ``[B, T]``, the direction of motion during each step (rad).
-    """
-
-    positions: torch.Tensor
-    speeds: torch.Tensor
-    headings: torch.Tensor
-
-    @property
-    def velocities(self) -> torch.Tensor:
-        """``[B, T, 2]``: ``positions[:, t + 1] = positions[:, t] + velocities[:, t] * dt``."""
-        return self.speeds.unsqueeze(-1) * _unit(self.headings)
-
-
-def _unit(angle: torch.Tensor) -> torch.Tensor:
-    """Unit vectors ``[..., 2]`` pointing at ``angle``."""
-    return torch.stack((torch.cos(angle), torch.sin(angle)), dim=-1)
-
-
-def wall_turn(
-    position: torch.Tensor, heading: torch.Tensor, margin: float
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The turn that steers a walker near a wall parallel to it (Sorscher et al. 2019).
-
-    A walker within ``margin`` of its nearest wall whose heading makes an angle ``a`` with the
-    wall's outward normal, ``|a| < pi / 2``, turns by ``sign(a) (pi / 2 - |a|)``.
-
-    Args:
-        position: ``[B, 2]`` in ``[-1, 1]^2``.
-        heading: ``[B]`` (rad).
-        margin: distance from a wall that counts as near (half-sides).
-
-    Returns:
-        The turn ``[B]`` (rad, 0 away from walls) and whether each walker is near a wall ``[B]``.
-    """
-    x, y = position.unbind(-1)
-    # The walls x = 1, y = 1, x = -1, y = -1 have outward normals at 0, pi/2, pi, 3pi/2.
-    distance, wall = torch.stack((1 - x, 1 - y, 1 + x, 1 + y), dim=-1).min(dim=-1)
-    towards = torch.remainder(heading - wall * (math.pi / 2) + math.pi, 2 * math.pi) - math.pi
-    near = (distance < margin) & (towards.abs() < math.pi / 2)
-    turn = torch.where(near, torch.sign(towards) * (math.pi / 2 - towards.abs()), 0.0)
-    return turn, near
-
-
-def distance_to_wall(position: torch.Tensor, direction: torch.Tensor) -> torch.Tensor:
-    """Distance ``[B]`` from ``position [B, 2]`` to the arena's edge along unit ``direction [B, 2]``.
-
-    Along axis k the wall ahead is at ``sign(c_k)``, at distance ``(1 - sign(c_k) p_k) / |c_k|``
-    (infinite for ``c_k = 0``); the nearer of the two axes counts.
-    """
-    return ((1 - position * torch.sign(direction)) / direction.abs()).amin(dim=-1)
-
-
-def generate_trajectories(
-    config: PathIntegrationConfig, batch_size: int, rng: RandomSource, device: torch.device
-) -> Trajectories:
-    """Draw ``batch_size`` random paths of ``config.steps`` steps.
-
-    Each step the heading turns away from a near wall and by ``turn_std * dt * xi``; the walker
-    then moves at its Rayleigh speed (a quarter of it while turning away from a wall), shortened
-    where needed so that it stays inside the arena.
-    """
-    steps, dt, half = config.steps, config.time_step, config.half_size
-    heading = rng.uniform(batch_size, low=0.0, high=2 * math.pi).to(device)
-    if config.start == "random_cued":
-        position = rng.uniform(batch_size, 2, low=-1.0, high=1.0).to(device)
-    else:
-        position = torch.zeros(batch_size, 2, device=device)
-    unit = rng.uniform(batch_size, steps).to(device)
-    speed = config.speed_scale / half * torch.sqrt(-2 * torch.log1p(-unit))  # Rayleigh
-    speed = speed.clamp_max(config.max_speed)
-    noise = config.turn_std * dt * rng.normal(batch_size, steps).to(device)
-    positions, speeds, headings = [position], [], []
-    for t in range(steps):
-        turn, near = wall_turn(position, heading, config.wall_margin / half)
-        heading = heading + turn + noise[:, t]
-        direction = _unit(heading)
-        now = speed[:, t] * torch.where(near, NEAR_WALL_SLOWDOWN, 1.0)
-        now = torch.minimum(now, _STEP_SAFETY / dt * distance_to_wall(position, direction))
-        position = position + (now * dt).unsqueeze(-1) * direction
-        positions.append(position)
-        speeds.append(now)
-        headings.append(heading)
-    return Trajectories(
-        positions=torch.stack(positions, dim=1),
-        speeds=torch.stack(speeds, dim=1),
-        headings=torch.stack(headings, dim=1),
-    )
-
-
-def place_cell_activity(
-    position: torch.Tensor, centres: torch.Tensor, width: float, tuning: str
-) -> torch.Tensor:
-    """Tuning-curve values ``[B, N]`` of cells centred at ``centres [N, 2]`` at ``position [B, 2]``.
-
-    Gaussian: ``g(d) = exp(-d^2 / 2 w^2)``, peak 1 at the centre. Difference of Gaussians:
-    ``(g(d) - A g_s(d)) / (1 - A)`` with a surround ``g_s`` of width ``SURROUND_WIDTH * w`` and
-    relative peak ``A = SURROUND_AMPLITUDE``, so the peak is 1 and the surround dips below 0.
-    """
-    squared = (position.unsqueeze(-2) - centres).square().sum(-1)
-    centre = torch.exp(-squared / (2 * width**2))
-    if tuning == "gaussian":
-        return centre
-    surround = torch.exp(-squared / (2 * (SURROUND_WIDTH * width) ** 2))
-    return (centre - SURROUND_AMPLITUDE * surround) / (1 - SURROUND_AMPLITUDE)
-
-
-def tuning_range(tuning: str) -> tuple[float, float]:
-    """The lowest and highest values of a tuning curve (peak 1 at distance 0)."""
-    if tuning == "gaussian":
-        return 0.0, 1.0
-    # d/dx [e^-x - A e^(-x/s^2)] = 0 at x* = ln(s^2 / A) / (1 - 1/s^2), with x = d^2 / 2w^2.
-    s2, amplitude = SURROUND_WIDTH**2, SURROUND_AMPLITUDE
-    x = math.log(s2 / amplitude) / (1 - 1 / s2)
-    return (math.exp(-x) - amplitude * math.exp(-x / s2)) / (1 - amplitude), 1.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -449,9 +323,9 @@ class PathIntegrationTask(Task[PathIntegrationState, PathIntegrationConfig]):
         config = self.config
         speed, heading = state.speeds.T.unsqueeze(-1), state.headings.T  # [T, B, 1], [T, B]
         if config.velocity_encoding == "cartesian":
-            parts = [speed * _unit(heading)]
+            parts = [speed * unit_vector(heading)]
         else:
-            parts = [speed, _unit(heading)]
+            parts = [speed, unit_vector(heading)]
         if config.start == "random_cued":
             cue = torch.zeros(config.steps, batch_size, 2, device=speed.device)
             cue[0] = state.positions[:, 0]
@@ -506,9 +380,9 @@ class PathIntegrationTask(Task[PathIntegrationState, PathIntegrationConfig]):
         speed = state.speeds.gather(1, index).squeeze(1) * moving
         heading = state.headings.gather(1, index).squeeze(1)
         if self.config.velocity_encoding == "cartesian":
-            parts = [speed.unsqueeze(-1) * _unit(heading)]
+            parts = [speed.unsqueeze(-1) * unit_vector(heading)]
         else:
-            parts = [speed.unsqueeze(-1), _unit(heading)]
+            parts = [speed.unsqueeze(-1), unit_vector(heading)]
         if self.config.start == "random_cued":
             cue = (state.t == 0).unsqueeze(-1).to(speed.dtype)
             parts.append(cue * state.positions[:, 0])
