@@ -232,16 +232,9 @@ class CTRNN(nn.Module):
                 f"got {tuple(inputs.shape)}"
             )
         steps, batch = inputs.shape[:2]
-        n = self.config.hidden_size
         h = self.initial_state(batch, inputs.device) if h0 is None else h0
-        check_shape("h0", h, (batch, n))
-        if isinstance(noise, int) and not isinstance(noise, bool):
-            noise = as_random_source(noise, inputs.device)
-        scale = self._noise_scale(sigma, noise, batch, inputs.device)
-        scaled = None
-        if scale is not None:
-            xi = draw_noise_steps(noise, steps, (batch, n), inputs.device)
-            scaled = scale * xi if isinstance(noise, torch.Tensor) else xi.mul_(scale)
+        check_shape("h0", h, (batch, self.config.hidden_size))
+        scaled = self._sequence_noise(sigma, noise, steps, batch, inputs.device)
         drive = F.linear(inputs, self.U, self.b)
         inside = self.config.placement == "in"
         if scaled is not None and inside:
@@ -289,6 +282,23 @@ class CTRNN(nn.Module):
         if scale == 0 and not isinstance(noise, torch.Tensor):
             return None
         return scale
+
+    def _sequence_noise(
+        self,
+        sigma: float | torch.Tensor,
+        noise: NoiseLike | int,
+        steps: int,
+        batch: int,
+        device: torch.device,
+    ) -> torch.Tensor | None:
+        """The scaled noise ``sigma * xi`` of ``steps`` steps, ``[T, B, N]``, or None for none."""
+        if isinstance(noise, int) and not isinstance(noise, bool):
+            noise = as_random_source(noise, device)
+        scale = self._noise_scale(sigma, noise, batch, device)
+        if scale is None:
+            return None
+        xi = draw_noise_steps(noise, steps, (batch, self.config.hidden_size), device)
+        return scale * xi if isinstance(noise, torch.Tensor) else xi.mul_(scale)
 
     def _scaled_noise(
         self, sigma: float | torch.Tensor, noise: NoiseLike, batch: int, device: torch.device

@@ -67,7 +67,7 @@ def draw_noise_steps(
     """``[steps, *shape]`` samples: what ``steps`` successive :func:`draw_noise` calls give.
 
     A tensor is checked against ``[steps, *shape]`` and returned; a source is drawn from with
-    :meth:`~noise_envs.random.RandomSource.normal_steps` (at once where that is the same).
+    :meth:`~noise_envs.random.RandomSource.normal_steps`, block by block into one tensor.
     """
     if isinstance(noise, torch.Tensor):
         return _checked_samples(noise, (steps, *shape), device)

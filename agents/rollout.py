@@ -1,4 +1,4 @@
-"""Closed-loop rollouts of a policy inside a batched task: what training and sweeps both run."""
+"""Rollouts of a policy in a batched task: closed loop for sweeps, and the trainer's teacher loss."""
 
 from __future__ import annotations
 
@@ -127,13 +127,17 @@ def teacher_loss(
 ) -> torch.Tensor:
     """The mask-weighted mean squared teacher error of ``batch_size`` fresh episodes (a scalar).
 
-    What :attr:`Rollout.teacher_loss` of :func:`rollout` with the same arguments gives. An
-    open-loop task (:attr:`~noise_envs.core.Task.open_loop`) makes its episodes first and the
-    policy runs them as one sequence (:func:`unroll`): the same observations, noise and actions
-    up to float rounding, without a task step between policy steps. A closed-loop task runs
-    :func:`rollout`.
+    What :attr:`Rollout.teacher_loss` of :func:`rollout` with the same arguments gives, and
+    both random sources end where :func:`rollout` leaves them. An open-loop task
+    (:attr:`~noise_envs.core.Task.open_loop`) makes its episodes first and the policy runs them
+    as one sequence (:func:`unroll`): the same observations, noise and actions up to float
+    rounding, without a task step between policy steps. A closed-loop task runs :func:`rollout`,
+    and so does any task when ``env_rng`` and ``noise`` are one source: the closed loop
+    interleaves their draws, which a sequence cannot. The open-loop path runs every episode for
+    the whole horizon; for tasks whose episodes may all end early, the noise source then advances
+    further than in :func:`rollout` (no registered task ends early).
     """
-    if not task.open_loop:
+    if not task.open_loop or (env_rng is not None and env_rng is noise):
         return rollout(
             policy,
             task,

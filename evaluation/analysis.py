@@ -16,8 +16,9 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
+from agents.atomic import atomic_write_text
 from agents.ctrnn import CTRNN
-from agents.runs import atomic_write_text, load_run
+from agents.runs import load_run
 from evaluation.fixed_points import FixedPoint, find_fixed_points, sample_states
 from evaluation.kink import KinkOccupancy, kink_occupancy
 from evaluation.mechanism_plots import (

@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from agents.atomic import atomic_write_text
 from agents.ctrnn import CTRNN, CTRNNConfig
-from agents.runs import atomic_write_text, load_run
+from agents.runs import load_run
 from agents.supervised import TrainConfig, train, train_run
 from evaluation.plots import plot_sweep, save_figure
 from evaluation.stats import Preference, preference, preference_table

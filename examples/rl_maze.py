@@ -26,7 +26,8 @@ import numpy as np
 import torch
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper, VecMonitor
 
-from agents.runs import atomic_write_text, save_weights
+from agents.atomic import atomic_write_text
+from agents.runs import save_weights
 from agents.sb3.model import policy_model
 from agents.sb3.recurrent import CTRNNRecurrentPolicy, NoisyRecurrentPPO
 from agents.sb3.vec_env import make_sb3_vec_env

@@ -313,10 +313,12 @@ class Task(ABC, Generic[StateT, ConfigT]):
 
         ``first`` is what :meth:`reset` returned; later steps get the clean observations
         ``clean[1:]`` plus the noise :meth:`observe` would draw at each of them, in the same order.
+        The noise of the observation after the last step is drawn too and dropped, as
+        :meth:`step` draws it, so the task's generator ends where stepping leaves it.
         """
         later = clean[1:]
-        if self.obs_noise > 0 and later.shape[0] > 0:
-            noise = state.rng.normal_steps(later.shape[0], state.batch_size, self.obs_size)
+        if self.obs_noise > 0:
+            noise = state.rng.normal_steps(clean.shape[0], state.batch_size, self.obs_size)[:-1]
             low, high = self._observation_bounds(first.device)
             later = torch.clamp(later + noise.mul_(self.obs_noise), low, high)
         return torch.cat([first.unsqueeze(0), later])

@@ -114,7 +114,7 @@ class TaskEnv(gymnasium.Env[np.ndarray, np.ndarray]):
     Args:
         task: a task simulator, or an environment id given to :func:`~noise_envs.make_task`.
         render_mode: None, or one of the task's ``render_modes`` (NoisyMaze-v0 draws ``ansi``
-            and ``rgb_array``).
+            and ``rgb_array``); any other mode warns and becomes None, as in ``gymnasium.make``.
         device: where the simulator runs.
         **task_kwargs: the task's options, only with an environment id.
 

@@ -45,7 +45,8 @@ class TaskVectorEnv(VectorEnv):
     Args:
         task: a task simulator, or an environment id given to :func:`~noise_envs.make_task`.
         num_envs: number of rows N.
-        render_mode: None, or one of the task's ``render_modes`` (NoisyMaze-v0 draws ``ansi`` and ``rgb_array``).
+        render_mode: None, or one of the task's ``render_modes`` (NoisyMaze-v0 draws ``ansi`` and
+            ``rgb_array``); any other mode warns and becomes None, as in ``gymnasium.make``.
         device: where the simulator runs; the random numbers come from CPU generators, so
             they do not depend on the device.
         **task_kwargs: the task's options, only with an environment id.

@@ -391,3 +391,15 @@ def test_unroll_uses_the_policy_sequence_method_or_steps_it():
     assert torch.equal(got, want)
     echoed = unroll(EchoPolicy(), inputs)
     assert torch.equal(echoed, inputs)
+
+
+def test_one_source_for_task_and_noise_runs_the_closed_loop():
+    """With env_rng and noise the same source the draws interleave; teacher_loss then is the
+    rollout's loss bit for bit, and leaves the source where the rollout does."""
+    task = regulator_task(obs_noise=0.1)
+    model = make_ctrnn(task)
+    shared, reference = RandomSource.from_seed(8), RandomSource.from_seed(8)
+    got = teacher_loss(model, task, BATCH, sigma=0.3, env_rng=shared, noise=shared)
+    want = rollout(model, task, BATCH, sigma=0.3, env_rng=reference, noise=reference)
+    assert torch.equal(got, want.teacher_loss)
+    assert torch.equal(shared.normal(2, 2), reference.normal(2, 2))

@@ -7,6 +7,7 @@ import torch
 
 from noise_envs import make_task
 from noise_envs.core import OpenLoopEpisode
+from noise_envs.random import RandomSource
 from noise_envs.registration import TASKS
 
 OPEN_LOOP_CASES = [
@@ -30,9 +31,9 @@ OPEN_LOOP_CASES = [
 ]
 
 
-def stepped_episode(task, batch_size: int, seed: int) -> OpenLoopEpisode:
+def stepped_episode(task, batch_size: int, source: RandomSource) -> OpenLoopEpisode:
     """Observations, targets and masks met by stepping the task with random actions."""
-    state, obs = task.reset(batch_size, seed)
+    state, obs = task.reset(batch_size, source)
     actions = torch.Generator().manual_seed(99)
     observations, targets, masks = [], [], []
     for _ in range(task.horizon):
@@ -48,16 +49,19 @@ def stepped_episode(task, batch_size: int, seed: int) -> OpenLoopEpisode:
 @pytest.mark.parametrize("batch_size", [5, 16])
 @pytest.mark.parametrize(("task_id", "options"), OPEN_LOOP_CASES)
 def test_open_loop_episode_equals_stepping(task_id, options, batch_size):
-    """Bitwise the same observations (noise included), targets and masks as a stepped episode."""
+    """Bitwise the same observations (noise included), targets and masks as a stepped episode,
+    and the task's generator ends in the same state."""
     task = make_task(task_id, **options)
     assert task.open_loop
-    made = task.open_loop_episode(batch_size, 3)
-    stepped = stepped_episode(task, batch_size, 3)
+    made_source, stepped_source = RandomSource.from_seed(3), RandomSource.from_seed(3)
+    made = task.open_loop_episode(batch_size, made_source)
+    stepped = stepped_episode(task, batch_size, stepped_source)
     steps = task.horizon
     assert made.observations.shape == (steps, batch_size, task.obs_size)
     assert made.targets.shape == made.masks.shape == (steps, batch_size, task.action_size)
     for name in ("observations", "targets", "masks"):
         assert torch.equal(getattr(made, name), getattr(stepped, name)), f"{name} differ"
+    assert torch.equal(made_source.normal(2, 3), stepped_source.normal(2, 3))
 
 
 def test_teacher_loss_is_the_masked_mean_squared_error_by_hand():

@@ -139,9 +139,9 @@ def successive(source_factory, steps, batch, *shape, dtype=torch.float32):
 @pytest.mark.parametrize(
     ("batch", "shape", "dtype"),
     [
-        (64, (32,), torch.float32),  # 2048 per step: one draw
-        (2, (8,), torch.float64),  # 16 per step: one draw
-        (3, (5,), torch.float32),  # 15 per step: step by step
+        (64, (32,), torch.float32),
+        (2, (8,), torch.float64),
+        (3, (5,), torch.float32),  # not a multiple of torch's 16-sample block
         (7, (1,), torch.float32),
         (4, (2, 3), torch.float32),
     ],
