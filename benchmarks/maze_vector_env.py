@@ -15,7 +15,6 @@ Run ``python benchmarks/maze_vector_env.py --help`` for the options.
 from __future__ import annotations
 
 import argparse
-import platform
 import time
 from collections.abc import Sequence
 
@@ -24,6 +23,8 @@ import numpy as np
 import torch
 
 import noise_envs  # noqa: F401  (registers the environment ids)
+
+from _shared import machine_description  # benchmarks/_shared.py beside this script
 
 ENV_ID = "NoisyMaze-v0"
 
@@ -41,20 +42,6 @@ def steps_per_second(envs: gymnasium.vector.VectorEnv, actions: np.ndarray, seed
     for action in actions:
         envs.step(action)
     return actions.shape[0] * actions.shape[1] / (time.perf_counter() - tick)
-
-
-def machine_description() -> str:
-    """CPU model, core count, torch version and threads."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as file:
-            names = [
-                line.split(":", 1)[1].strip() for line in file if line.startswith("model name")
-            ]
-        cpu = f"{names[0]} ({len(names)} logical cores)" if names else cpu
-    except OSError:
-        pass
-    return f"{cpu}, torch {torch.__version__} with {torch.get_num_threads()} threads"
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:

@@ -16,8 +16,6 @@ Run ``python benchmarks/sweep_throughput.py --help`` for the options.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import time
 from collections.abc import Sequence
 
@@ -30,6 +28,8 @@ from agents.ctrnn import CTRNN, CTRNNConfig
 from agents.supervised import TrainConfig, train
 from evaluation.sweep import sweep_noise
 from noise_envs import make_task
+
+from _shared import machine_description, positive_int  # benchmarks/_shared.py beside this script
 
 ENV_ID = "NoisyFunctionApprox-v0"
 """The swept task, with its default options (50 steps, the last 20 scored)."""
@@ -79,34 +79,6 @@ def loop_sweep(model: CTRNN, levels: np.ndarray, episodes: int, seed: int) -> np
                 mse[i, e] = info["episode_metrics"]["mse"]
     env.close()
     return mse
-
-
-def machine_description(device: str) -> str:
-    """CPU model, torch version and threads (and the GPU when on CUDA)."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as file:
-            names = [
-                line.split(":", 1)[1].strip() for line in file if line.startswith("model name")
-            ]
-        cpu = f"{names[0]} ({len(names)} logical cores)" if names else cpu
-    except OSError:
-        pass
-    text = (
-        f"{cpu}, load average {os.getloadavg()[0]:.1f}, torch {torch.__version__} with "
-        f"{torch.get_num_threads()} threads, Python {platform.python_version()}, device {device}"
-    )
-    if torch.device(device).type == "cuda":
-        text += f" ({torch.cuda.get_device_name(device)})"
-    return text
-
-
-def positive_int(text: str) -> int:
-    """An argparse type: an integer >= 1."""
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text}")
-    return value
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:

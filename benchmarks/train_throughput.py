@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
-import platform
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -29,6 +27,8 @@ from torch import nn
 from agents.ctrnn import CTRNN, CTRNNConfig
 from agents.supervised import TrainConfig, train
 from noise_envs import make_task
+
+from _shared import machine_description, positive_int  # benchmarks/_shared.py beside this script
 
 STEPS = 50
 """Steps per episode of the benchmark task."""
@@ -163,26 +163,6 @@ def time_rounds(
     return speeds
 
 
-def machine_description(device: str) -> str:
-    """CPU model, load, torch version and threads (and the GPU when on CUDA)."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as file:
-            names = [
-                line.split(":", 1)[1].strip() for line in file if line.startswith("model name")
-            ]
-        cpu = f"{names[0]} ({len(names)} logical cores)" if names else cpu
-    except OSError:
-        pass
-    text = (
-        f"{cpu}, load average {os.getloadavg()[0]:.1f}, torch {torch.__version__} with "
-        f"{torch.get_num_threads()} threads, Python {platform.python_version()}, device {device}"
-    )
-    if torch.device(device).type == "cuda":
-        text += f" ({torch.cuda.get_device_name(device)})"
-    return text
-
-
 def format_row(cells: Sequence[str]) -> str:
     """One right-aligned row of the results table."""
     return "  ".join(cell.rjust(width) for cell, width in zip(cells, COLUMN_WIDTHS, strict=True))
@@ -190,14 +170,6 @@ def format_row(cells: Sequence[str]) -> str:
 
 COLUMN_WIDTHS = (6, 5, 17, 17, 10)
 """Widths of the table's columns: hidden, batch, ours, plain, ratio."""
-
-
-def positive_int(text: str) -> int:
-    """An argparse type: an integer >= 1."""
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text}")
-    return value
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
