@@ -92,55 +92,55 @@ def test_training_lowers_the_held_out_loss_fivefold():
     assert result.run_dir is None
 
 
-def test_trainer_equals_a_hand_written_adam_loop():
-    """Three iterations equal Adam on the clipped teacher-loss gradient with the seeded sources.
-
-    The regulator is open loop, so the trainer runs each batch of episodes as one sequence.
-    """
-    config = make_config(iterations=3, grad_clip=0.05)
-    trained = train(make_model(), regulator(), config, progress=False).model
-
-    model, task = make_model(), regulator()
-    env_seed, noise_seed = np.random.SeedSequence(config.seed).generate_state(2, dtype=np.uint64)
-    env_rng = RandomSource.from_seed(int(env_seed))
-    noise = RandomSource.from_seed(int(noise_seed))
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.Adam(params, lr=config.learning_rate)
-    for _ in range(3):
-        episode = task.open_loop_episode(16, env_rng)
-        outputs, _ = model(episode.observations, sigma=0.1, noise=noise)
-        error = episode.masks * (outputs - episode.targets) ** 2
-        loss = error.sum() / episode.masks.sum()
-        optimizer.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 0.05)
-        optimizer.step()
-    assert_same_weights(weights(trained), weights(model))
-
-
-def test_trainer_follows_the_closed_loop_rollout_with_observation_noise():
-    """Three iterations equal Adam on the closed-loop rollout's loss up to float rounding: the
-    trainer's one-sequence path meets the same episodes, observation noise included, every
-    iteration."""
-    task = regulator(obs_noise=0.3)
-    config = make_config(iterations=3, grad_clip=0.05)
-    trained = train(make_model(), task, config, progress=False).model
-
+def adam_by_hand(config, loss_of):
+    """``make_model()`` after ``config.iterations`` clipped Adam steps on
+    ``loss_of(model, env_rng, noise)``, with the random sources the trainer derives from the seed."""
     model = make_model()
     env_seed, noise_seed = np.random.SeedSequence(config.seed).generate_state(2, dtype=np.uint64)
     env_rng = RandomSource.from_seed(int(env_seed))
     noise = RandomSource.from_seed(int(noise_seed))
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=config.learning_rate)
-    for _ in range(3):
-        loss = rollout(model, task, 16, sigma=0.1, env_rng=env_rng, noise=noise).teacher_loss
+    for _ in range(config.iterations):
+        loss = loss_of(model, env_rng, noise)
         optimizer.zero_grad()
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 0.05)
+        torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
         optimizer.step()
-    for name, value in weights(model).items():
+    return model
+
+
+def test_trainer_equals_a_hand_written_adam_loop():
+    """Three iterations equal Adam on the clipped teacher-loss gradient with the seeded sources.
+
+    The regulator is open loop, so the trainer runs each batch of episodes as one sequence.
+    """
+    config, task = make_config(iterations=3, grad_clip=0.05), regulator()
+    trained = train(make_model(), task, config, progress=False).model
+
+    def sequence_loss(model, env_rng, noise):
+        episode = task.open_loop_episode(16, env_rng)
+        outputs, _ = model(episode.observations, sigma=0.1, noise=noise)
+        error = episode.masks * (outputs - episode.targets) ** 2
+        return error.sum() / episode.masks.sum()
+
+    assert_same_weights(weights(trained), weights(adam_by_hand(config, sequence_loss)))
+
+
+def test_trainer_follows_the_closed_loop_rollout_with_observation_noise():
+    """Three iterations equal Adam on the closed-loop rollout's loss up to float rounding: the
+    trainer's one-sequence path meets the same episodes, observation noise included, every
+    iteration."""
+    config, task = make_config(iterations=3, grad_clip=0.05), regulator(obs_noise=0.3)
+    trained = train(make_model(), task, config, progress=False).model
+
+    def rollout_loss(model, env_rng, noise):
+        return rollout(model, task, 16, sigma=0.1, env_rng=env_rng, noise=noise).teacher_loss
+
+    by_hand = weights(adam_by_hand(config, rollout_loss))
+    for name, value in weights(trained).items():
         np.testing.assert_allclose(
-            weights(trained)[name].numpy(), value.numpy(), rtol=1e-4, atol=1e-5, err_msg=name
+            value.numpy(), by_hand[name].numpy(), rtol=1e-4, atol=1e-5, err_msg=name
         )
 
 
