@@ -15,17 +15,14 @@ from agents.noise import (
     NOISE_SCALINGS,
     PLACEMENTS,
     NoiseLike,
-    draw_noise,
-    draw_noise_steps,
     noisy_activation,
-    sigma_column,
+    scaled_noise,
 )
 from noise_envs._checks import (
     check_choice,
     check_positive,
     check_positive_int,
     check_shape,
-    check_sigma,
 )
 from noise_envs.config import JsonConfig
 from noise_envs.random import as_random_source
@@ -198,7 +195,7 @@ class CTRNN(nn.Module):
             check_shape("obs", obs, (batch, self.config.input_size))
         if state.shape != (batch, n):
             check_shape("state", state, (batch, n))
-        scaled = self._scaled_noise(sigma, noise, batch, obs.device)
+        scaled = scaled_noise(sigma, noise, (batch, n), obs.device, gain=self.config.noise_gain)
         return ctrnn_step(
             state,
             obs,
@@ -234,7 +231,16 @@ class CTRNN(nn.Module):
         steps, batch = inputs.shape[:2]
         h = self.initial_state(batch, inputs.device) if h0 is None else h0
         check_shape("h0", h, (batch, self.config.hidden_size))
-        scaled = self._sequence_noise(sigma, noise, steps, batch, inputs.device)
+        if isinstance(noise, int) and not isinstance(noise, bool):
+            noise = as_random_source(noise, inputs.device)
+        scaled = scaled_noise(
+            sigma,
+            noise,
+            (batch, self.config.hidden_size),
+            inputs.device,
+            gain=self.config.noise_gain,
+            steps=steps,
+        )
         drive = F.linear(inputs, self.U, self.b)
         inside = self.config.placement == "in"
         if scaled is not None and inside:
@@ -262,50 +268,3 @@ class CTRNN(nn.Module):
         The :class:`~agents.policy.SequencePolicy` method the trainer uses on open-loop tasks.
         """
         return self.forward(inputs, sigma, noise)[0]
-
-    def _noise_scale(
-        self, sigma: float | torch.Tensor, noise: NoiseLike, batch: int, device: torch.device
-    ) -> float | torch.Tensor | None:
-        """``sigma`` times the noise gain (a float or ``[B, 1]``), or None when no noise is due.
-
-        Samples passed in are always used (so their shape is checked even at sigma 0).
-        """
-        gain = self.config.noise_gain
-        if isinstance(sigma, torch.Tensor):
-            scale = sigma_column(sigma, batch, device)
-            if gain != 1.0:
-                scale = scale * gain
-            if noise is None and not bool(scale.any()):
-                return None  # a [B] sigma of zeros is noise-free and needs no source
-            return scale
-        scale = check_sigma(sigma) * gain
-        if scale == 0 and not isinstance(noise, torch.Tensor):
-            return None
-        return scale
-
-    def _sequence_noise(
-        self,
-        sigma: float | torch.Tensor,
-        noise: NoiseLike | int,
-        steps: int,
-        batch: int,
-        device: torch.device,
-    ) -> torch.Tensor | None:
-        """The scaled noise ``sigma * xi`` of ``steps`` steps, ``[T, B, N]``, or None for none."""
-        if isinstance(noise, int) and not isinstance(noise, bool):
-            noise = as_random_source(noise, device)
-        scale = self._noise_scale(sigma, noise, batch, device)
-        if scale is None:
-            return None
-        xi = draw_noise_steps(noise, steps, (batch, self.config.hidden_size), device)
-        return scale * xi if isinstance(noise, torch.Tensor) else xi.mul_(scale)
-
-    def _scaled_noise(
-        self, sigma: float | torch.Tensor, noise: NoiseLike, batch: int, device: torch.device
-    ) -> torch.Tensor | None:
-        scale = self._noise_scale(sigma, noise, batch, device)
-        if scale is None:
-            return None
-        xi = draw_noise(noise, (batch, self.config.hidden_size), device)
-        # Samples drawn here are fresh and scaled in place; samples passed in are the caller's.
-        return scale * xi if isinstance(noise, torch.Tensor) else xi.mul_(scale)

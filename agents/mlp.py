@@ -24,11 +24,10 @@ from agents.noise import (
     ACTIVATIONS,
     PLACEMENTS,
     NoiseLike,
-    draw_noise,
     noisy_activation,
-    sigma_column,
+    scaled_noise,
 )
-from noise_envs._checks import check_choice, check_positive_int, check_shape, check_sigma
+from noise_envs._checks import check_choice, check_positive_int, check_shape
 from noise_envs.config import JsonConfig
 
 __all__ = ["NoisyLayers", "NoisyMLP", "NoisyMLPConfig"]
@@ -180,25 +179,3 @@ class NoisyMLP(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """One step of the :class:`~agents.policy.Policy` protocol: ``(action [B, O], state)``."""
         return self(obs, sigma, noise), state
-
-
-def scaled_noise(
-    sigma: float | torch.Tensor,
-    noise: NoiseLike,
-    shape: tuple[int, int],
-    device: torch.device,
-) -> torch.Tensor | None:
-    """``sigma * xi`` of ``shape`` ``[B, D]``, or None when no noise is needed (sigma 0, no xi).
-
-    ``sigma`` is a float or ``[B]``; ``xi`` comes from ``noise`` as :func:`~agents.noise.draw_noise`
-    gives it. A given tensor ``xi`` is always used, so its shape is checked even at sigma 0.
-    """
-    if isinstance(sigma, torch.Tensor) and sigma.dim() > 0:
-        scale = sigma_column(sigma, shape[0], device)
-        if noise is None and not bool(scale.any()):
-            return None
-    else:
-        scale = float(check_sigma(float(sigma) if isinstance(sigma, torch.Tensor) else sigma))
-        if scale == 0 and not isinstance(noise, torch.Tensor):
-            return None
-    return scale * draw_noise(noise, shape, device)

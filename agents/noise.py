@@ -18,6 +18,7 @@ __all__ = [
     "draw_noise",
     "draw_noise_steps",
     "noisy_activation",
+    "scaled_noise",
     "sigma_column",
 ]
 
@@ -72,6 +73,39 @@ def draw_noise_steps(
     if isinstance(noise, torch.Tensor):
         return _checked_samples(noise, (steps, *shape), device)
     return _source(noise, device).normal_steps(steps, *shape)
+
+
+def scaled_noise(
+    sigma: float | torch.Tensor,
+    noise: NoiseLike,
+    shape: tuple[int, int],
+    device: torch.device,
+    *,
+    gain: float = 1.0,
+    steps: int | None = None,
+) -> torch.Tensor | None:
+    """``gain * sigma * xi`` of ``shape`` ``[B, D]`` (``[steps, B, D]`` with ``steps``), or None.
+
+    None means no noise is due: sigma 0 and no samples given. ``sigma`` is a float or ``[B]``; ``xi`` comes from ``noise`` as :func:`draw_noise` (or, with
+    ``steps``, :func:`draw_noise_steps`) gives it. Samples passed in are always used, so their shape
+    is checked even at sigma 0; samples drawn here are fresh and scaled in place.
+    """
+    if isinstance(sigma, torch.Tensor) and sigma.dim() > 0:
+        scale = sigma_column(sigma, shape[0], device)
+        if noise is None and not bool(scale.any()):
+            return None  # a [B] sigma of zeros is noise-free and needs no source
+        if gain != 1.0:
+            scale = scale * gain
+    else:
+        scale = float(check_sigma(float(sigma) if isinstance(sigma, torch.Tensor) else sigma))
+        scale *= gain
+        if scale == 0 and not isinstance(noise, torch.Tensor):
+            return None
+    if steps is None:
+        xi = draw_noise(noise, shape, device)
+    else:
+        xi = draw_noise_steps(noise, steps, shape, device)
+    return scale * xi if isinstance(noise, torch.Tensor) else xi.mul_(scale)
 
 
 def _checked_samples(

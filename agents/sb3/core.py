@@ -15,8 +15,7 @@ import torch
 from torch import nn
 
 from agents.ctrnn import CTRNN, ctrnn_step
-from agents.mlp import scaled_noise
-from agents.noise import ACTIVATIONS, NoiseLike
+from agents.noise import ACTIVATIONS, NoiseLike, scaled_noise
 from agents.sb3.config import CTRNNPolicyConfig
 from agents.sb3.keyed_noise import keyed_normal
 from noise_envs._checks import check_nonnegative, check_shape
@@ -132,7 +131,9 @@ class CTRNNCore(nn.Module):
         and ``xi`` comes from ``noise`` (generator, source or the samples ``[B, H]``).
         """
         check_shape("features", features, (hidden.shape[0], self.input_size))
-        scaled = scaled_noise(sigma, noise, (hidden.shape[0], self.hidden_size), hidden.device)
+        scaled = scaled_noise(
+            sigma, noise, (hidden.shape[0], self.hidden_size), hidden.device, gain=self.noise_gain
+        )
         return ctrnn_step(
             hidden,
             features,
@@ -142,7 +143,7 @@ class CTRNNCore(nn.Module):
             activation=self.activation,
             placement=self.config.placement,
             gamma=self.gamma,
-            noise=None if scaled is None else self.noise_gain * scaled,
+            noise=scaled,
         )
 
     def _sequence_noise(

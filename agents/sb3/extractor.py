@@ -14,8 +14,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from agents.mlp import NoisyLayers, scaled_noise
-from agents.noise import NoiseLike
+from agents.mlp import NoisyLayers
+from agents.noise import NoiseLike, scaled_noise
 from agents.sb3.config import MLPPolicyConfig
 from agents.sb3.keyed_noise import keyed_normal
 
