@@ -56,6 +56,18 @@ def _normal_cdf(z: torch.Tensor) -> torch.Tensor:
     return 0.5 * (1.0 + torch.erf(z / math.sqrt(2.0)))
 
 
+def _standardised(
+    a: torch.Tensor, s: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``s`` with zeros replaced by 1, and the normal CDF and PDF at ``z = a / s``.
+
+    Callers select the s = 0 branch themselves; the 1 only keeps the division finite.
+    """
+    safe = torch.where(s > 0, s, torch.ones_like(s))
+    z = a / safe
+    return safe, _normal_cdf(z), _normal_pdf(z)
+
+
 def gaussian_relu_mean(a: torch.Tensor | float, s: torch.Tensor | float) -> torch.Tensor:
     r"""``E[relu(a + s xi)] = a Phi(a/s) + s phi(a/s)`` for ``xi ~ N(0, 1)``; ``relu(a)`` at s = 0.
 
@@ -64,10 +76,8 @@ def gaussian_relu_mean(a: torch.Tensor | float, s: torch.Tensor | float) -> torc
         0.3989
     """
     a, s = _as_float64(a, s)
-    safe = torch.where(s > 0, s, torch.ones_like(s))
-    z = a / safe
-    noisy = a * _normal_cdf(z) + safe * _normal_pdf(z)
-    return torch.where(s > 0, noisy, torch.relu(a))
+    safe, cdf, pdf = _standardised(a, s)
+    return torch.where(s > 0, a * cdf + safe * pdf, torch.relu(a))
 
 
 def gaussian_relu_variance(a: torch.Tensor | float, s: torch.Tensor | float) -> torch.Tensor:
@@ -78,10 +88,9 @@ def gaussian_relu_variance(a: torch.Tensor | float, s: torch.Tensor | float) -> 
         0.3408
     """
     a, s = _as_float64(a, s)
-    safe = torch.where(s > 0, s, torch.ones_like(s))
-    z = a / safe
-    second = (a**2 + safe**2) * _normal_cdf(z) + a * safe * _normal_pdf(z)
-    variance = second - gaussian_relu_mean(a, safe) ** 2
+    safe, cdf, pdf = _standardised(a, s)
+    second = (a**2 + safe**2) * cdf + a * safe * pdf
+    variance = second - (a * cdf + safe * pdf) ** 2
     return torch.where(s > 0, variance.clamp_min(0.0), torch.zeros_like(variance))
 
 
@@ -135,8 +144,8 @@ def gaussian_activation_slope(
     check_choice("activation", activation, ACTIVATIONS)
     if activation == "relu":
         a, s = _as_float64(a, s)
-        safe = torch.where(s > 0, s, torch.ones_like(s))
-        return torch.where(s > 0, _normal_cdf(a / safe), (a > 0).to(a.dtype))
+        _, cdf, _ = _standardised(a, s)
+        return torch.where(s > 0, cdf, (a > 0).to(a.dtype))
     return _quadrature(_DERIVATIVES[activation], a, s)
 
 

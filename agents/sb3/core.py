@@ -103,17 +103,7 @@ class CTRNNCore(nn.Module):
         for t in range(steps):
             if episode_starts is not None:
                 hidden = hidden * (1.0 - episode_starts[t]).unsqueeze(-1)
-            hidden = ctrnn_step(
-                hidden,
-                x[t],
-                self.W,
-                self.U,
-                self.b,
-                activation=self.activation,
-                placement=self.config.placement,
-                gamma=self.gamma,
-                noise=None if noise is None else noise[t],
-            )
+            hidden = self._update(hidden, x[t], None if noise is None else noise[t])
             outputs.append(hidden)
         c = torch.cat(((position + steps)[None, :, None], c[..., 1:]), dim=-1)
         return torch.stack(outputs), (hidden[None], c)
@@ -134,6 +124,12 @@ class CTRNNCore(nn.Module):
         scaled = scaled_noise(
             sigma, noise, (hidden.shape[0], self.hidden_size), hidden.device, gain=self.noise_gain
         )
+        return self._update(hidden, features, scaled)
+
+    def _update(
+        self, hidden: torch.Tensor, features: torch.Tensor, noise: torch.Tensor | None
+    ) -> torch.Tensor:
+        """One CTRNN step of this core with the scaled noise ``noise`` (or none)."""
         return ctrnn_step(
             hidden,
             features,
@@ -143,7 +139,7 @@ class CTRNNCore(nn.Module):
             activation=self.activation,
             placement=self.config.placement,
             gamma=self.gamma,
-            noise=scaled,
+            noise=noise,
         )
 
     def _sequence_noise(

@@ -139,44 +139,63 @@ def _constant_schedule(progress: float) -> float:
     return 1e-3
 
 
-class CTRNNPolicyModel(SB3Policy):
-    """A RecurrentPPO CTRNN policy rebuilt from its run config (model kind ``recurrent_ppo_ctrnn``).
+class _RebuiltPolicy(SB3Policy):
+    """A trained policy rebuilt from its run config alone; subclasses name the policy class.
 
     ``generator`` is accepted for :func:`~agents.models.build_model`; the weights that matter are
     loaded from the run.
     """
 
-    def __init__(self, config: CTRNNModelConfig, generator: torch.Generator | None = None) -> None:
+    feature: str
+    """What the subclass rebuilds, for the message when the ``rl`` extra is missing."""
+
+    def __init__(
+        self, config: CTRNNModelConfig | MLPModelConfig, generator: torch.Generator | None = None
+    ) -> None:
         del generator
-        _require_rl("a RecurrentPPO CTRNN policy")
+        _require_rl(self.feature)
+        policy = self._policy_class()(
+            config.observation_space(),
+            config.action_space(),
+            _constant_schedule,
+            **config.policy_config().to_dict(),
+        )
+        super().__init__(policy)
+        self.config = config
+
+    @staticmethod
+    def _policy_class() -> type[nn.Module]:
+        raise NotImplementedError
+
+
+class CTRNNPolicyModel(_RebuiltPolicy):
+    """A RecurrentPPO CTRNN policy rebuilt from its run config (model kind ``recurrent_ppo_ctrnn``).
+
+    Built from a :class:`~agents.sb3.config.CTRNNModelConfig`.
+    """
+
+    feature = "a RecurrentPPO CTRNN policy"
+
+    @staticmethod
+    def _policy_class() -> type[nn.Module]:
         from agents.sb3.recurrent import CTRNNRecurrentPolicy
 
-        policy = CTRNNRecurrentPolicy(
-            config.observation_space(),
-            config.action_space(),
-            _constant_schedule,
-            **config.policy_config().to_dict(),
-        )
-        super().__init__(policy)
-        self.config = config
+        return CTRNNRecurrentPolicy
 
 
-class NoisyMLPPolicyModel(SB3Policy):
-    """A PPO noisy-MLP policy rebuilt from its run config (model kind ``ppo_noisy_mlp``)."""
+class NoisyMLPPolicyModel(_RebuiltPolicy):
+    """A PPO noisy-MLP policy rebuilt from its run config (model kind ``ppo_noisy_mlp``).
 
-    def __init__(self, config: MLPModelConfig, generator: torch.Generator | None = None) -> None:
-        del generator
-        _require_rl("a PPO noisy-MLP policy")
+    Built from a :class:`~agents.sb3.config.MLPModelConfig`.
+    """
+
+    feature = "a PPO noisy-MLP policy"
+
+    @staticmethod
+    def _policy_class() -> type[nn.Module]:
         from agents.sb3.feedforward import NoisyActorCriticPolicy
 
-        policy = NoisyActorCriticPolicy(
-            config.observation_space(),
-            config.action_space(),
-            _constant_schedule,
-            **config.policy_config().to_dict(),
-        )
-        super().__init__(policy)
-        self.config = config
+        return NoisyActorCriticPolicy
 
 
 def policy_model(policy: nn.Module) -> CTRNNPolicyModel | NoisyMLPPolicyModel:

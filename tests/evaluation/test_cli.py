@@ -55,7 +55,7 @@ def test_train_sweep_plot_end_to_end(tmp_path, capsys):
     assert figure.stat().st_size > 5000
 
 
-def _fails_with(argv, capsys, *fragments):
+def assert_fails_with(argv, capsys, *fragments):
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1, err
@@ -65,26 +65,26 @@ def _fails_with(argv, capsys, *fragments):
 
 def test_unknown_environment_id_exits_2_with_a_suggestion(tmp_path, capsys):
     argv = ["train", "--task", "NoisyRegulatr-v0", "--out", str(tmp_path / "r"), *TINY_TRAIN]
-    _fails_with(argv, capsys, "NoisyRegulatr-v0", "Did you mean 'NoisyRegulator-v0'")
+    assert_fails_with(argv, capsys, "NoisyRegulatr-v0", "Did you mean 'NoisyRegulator-v0'")
 
 
 def test_negative_sigma_exits_2(tmp_path, capsys):
     argv = ["train", *TINY_TASK, *TINY_TRAIN, "--sigma", "-0.1", "--out", str(tmp_path / "r")]
-    _fails_with(argv, capsys, "sigma", "-0.1")
+    assert_fails_with(argv, capsys, "sigma", "-0.1")
 
 
 def test_unknown_placement_exits_2(tmp_path, capsys):
     argv = ["train", *TINY_TASK, *TINY_TRAIN, "--placement", "inside", "--out", str(tmp_path / "r")]
-    _fails_with(argv, capsys, "placement", "inside")
+    assert_fails_with(argv, capsys, "placement", "inside")
 
 
 def test_non_positive_batch_size_exits_2(tmp_path, capsys):
     argv = ["train", *TINY_TASK, "--batch-size", "0", "--out", str(tmp_path / "r")]
-    _fails_with(argv, capsys, "batch_size", "0")
+    assert_fails_with(argv, capsys, "batch_size", "0")
 
 
 def test_folder_that_is_not_a_run_exits_2(tmp_path, capsys):
-    _fails_with(["sweep", str(tmp_path), "--no-progress"], capsys, str(tmp_path))
+    assert_fails_with(["sweep", str(tmp_path), "--no-progress"], capsys, str(tmp_path))
 
 
 def test_truncated_weights_file_exits_2(tmp_path, capsys):
@@ -93,18 +93,18 @@ def test_truncated_weights_file_exits_2(tmp_path, capsys):
     weights = run / "weights.safetensors"
     weights.write_bytes(weights.read_bytes()[:20])
     capsys.readouterr()
-    _fails_with(["sweep", str(run), "--no-progress"], capsys, "weights.safetensors")
+    assert_fails_with(["sweep", str(run), "--no-progress"], capsys, "weights.safetensors")
 
 
 def test_bad_levels_exit_2(tmp_path, capsys):
     run = tmp_path / "run"
     assert main(["train", *TINY_TASK, *TINY_TRAIN, "--out", str(run)]) == 0
     capsys.readouterr()
-    _fails_with(["sweep", str(run), "--levels", "0,-1", "--no-progress"], capsys, "-1")
+    assert_fails_with(["sweep", str(run), "--levels", "0,-1", "--no-progress"], capsys, "-1")
 
 
 def test_plot_of_unswept_run_says_what_to_do(tmp_path, capsys):
-    _fails_with(["plot", str(tmp_path)], capsys, "noisepref sweep")
+    assert_fails_with(["plot", str(tmp_path)], capsys, "noisepref sweep")
 
 
 def test_argparse_rejects_unknown_command():
