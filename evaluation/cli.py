@@ -17,7 +17,7 @@ from agents.runs import load_run
 from agents.supervised import TrainConfig, TrainingDiverged, train_run
 from evaluation._argparse import add_config_arguments, config_from_arguments
 from evaluation.demo import PlacementConfig, compare_placements, demo_verdicts, write_demo_outputs
-from evaluation.plots import plot_sweep, save_figure
+from evaluation.plots.sweep import plot_sweep, save_figure
 from evaluation.stats import preference, preference_table
 from evaluation.sweep import sweep_noise
 from evaluation.sweep_result import SweepResult, summary_table
@@ -272,7 +272,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _add_analyze(commands) -> None:
-    from evaluation.analysis import AnalysisConfig
+    from evaluation.mechanism.analysis import AnalysisConfig
 
     parser = commands.add_parser(
         "analyze",
@@ -295,7 +295,7 @@ def _add_analyze(commands) -> None:
 
 
 def _analyze(args: argparse.Namespace) -> int:
-    from evaluation.analysis import AnalysisConfig, analyze_run, write_reports
+    from evaluation.mechanism.analysis import AnalysisConfig, analyze_run, write_reports
 
     config = config_from_arguments(AnalysisConfig, args)
     reports, folders = {}, {}

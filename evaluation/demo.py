@@ -12,7 +12,7 @@ from agents.atomic import atomic_write_text
 from agents.ctrnn import CTRNN, CTRNNConfig
 from agents.runs import load_run
 from agents.supervised import TrainConfig, train, train_run
-from evaluation.plots import plot_sweep, save_figure
+from evaluation.plots.sweep import plot_sweep, save_figure
 from evaluation.stats import Preference, preference, preference_table
 from evaluation.sweep import sweep_noise
 from evaluation.sweep_result import SweepResult

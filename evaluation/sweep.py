@@ -19,11 +19,9 @@ from tqdm.auto import tqdm
 from agents.policy import Policy
 from agents.rollout import rollout
 from evaluation.sweep_result import (
-    LevelSummary,
     SweepResult,
     check_levels,
     check_seed,
-    summary_table,
 )
 from noise_envs._checks import check_positive_int
 from noise_envs.core import Task
@@ -31,7 +29,7 @@ from noise_envs.random import RandomSource
 
 # SweepResult, LevelSummary, check_levels and summary_table live in evaluation.sweep_result; they
 # are importable from here as they were in 0.1.0.
-__all__ = ["LevelSummary", "SweepResult", "check_levels", "summary_table", "sweep_noise"]
+__all__ = ["sweep_noise"]
 
 
 def sweep_noise(

@@ -1,7 +1,7 @@
 """The result of a noise sweep: per-episode metrics over (level, episode), its summary and its CSV.
 
 :func:`evaluation.sweep.sweep_noise` makes a :class:`SweepResult`; :mod:`evaluation.stats` and
-:mod:`evaluation.plots` read it; :meth:`SweepResult.to_csv` / :meth:`SweepResult.from_csv` keep it
+:mod:`evaluation.plots.sweep` read it; :meth:`SweepResult.to_csv` / :meth:`SweepResult.from_csv` keep it
 on disk as a tidy table.
 """
 

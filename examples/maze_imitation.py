@@ -28,7 +28,7 @@ import torch
 
 from agents import CTRNNConfig, TrainConfig, load_run, train_run
 from evaluation import plot_sweep, preference, preference_table, save_figure, sweep_noise
-from evaluation.maze_plots import maze_trajectories, plot_maze_trajectories
+from evaluation.plots.maze import maze_trajectories, plot_maze_trajectories
 from noise_envs import make_task
 
 ENV_ID = "NoisyMaze-v0"

@@ -21,9 +21,9 @@ import argparse
 from pathlib import Path
 
 from evaluation import AnalysisConfig, analyze_model, plot_output_bias, plot_sweep, save_figure
-from evaluation.analysis import MechanismReport, write_reports
 from evaluation.demo import PlacementConfig, compare_placements
-from evaluation.mechanism_plots import plot_kink_distances
+from evaluation.mechanism.analysis import MechanismReport, write_reports
+from evaluation.plots.mechanism import plot_kink_distances
 from noise_envs import make_task
 
 

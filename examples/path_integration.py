@@ -19,7 +19,7 @@ import numpy as np
 
 from agents import CTRNNConfig, TrainConfig, load_run, train_run
 from evaluation import plot_sweep, preference, preference_table, save_figure, sweep_noise
-from evaluation.path_plots import plot_paths, trace_paths
+from evaluation.plots.path import plot_paths, trace_paths
 from noise_envs import make_task
 
 ENV_ID = "NoisyPathIntegration-v0"

@@ -1,7 +1,7 @@
 """NoisyPathIntegration-v0: integrate 2-D velocity inputs into a position in a square arena.
 
 The paths come from :mod:`noise_envs.trajectories` (the random walks of Sorscher et al. 2019), the
-place-cell targets from :mod:`noise_envs.place_cells`; both are re-exported here.
+place-cell targets from :mod:`noise_envs.place_cells`.
 """
 
 from __future__ import annotations
@@ -25,25 +25,17 @@ from noise_envs.place_cells import PLACE_CELL_TUNINGS, place_cell_activity, tuni
 from noise_envs.random import RandomSource
 from noise_envs.trajectories import (
     Trajectories,
-    distance_to_wall,
     generate_trajectories,
     unit_vector,
-    wall_turn,
 )
 
 __all__ = [
-    "PLACE_CELL_TUNINGS",
     "STARTS",
     "TARGETS",
     "VELOCITY_ENCODINGS",
     "PathIntegrationConfig",
     "PathIntegrationState",
     "PathIntegrationTask",
-    "Trajectories",
-    "distance_to_wall",
-    "generate_trajectories",
-    "place_cell_activity",
-    "wall_turn",
 ]
 
 VELOCITY_ENCODINGS = ("cartesian", "speed_heading")

@@ -56,7 +56,7 @@ class RegulatorTask(CuedResponseTask):
     Each episode draws a setpoint ``r`` (or uses the fixed ``setpoint``) and shows it as a
     constant input; after ``settle_steps`` steps the output must equal ``r``. The natural model
     is a 1-unit CTRNN, whose stationary mean under noise has a closed form (see
-    :mod:`evaluation.mechanism`); any size works.
+    :mod:`evaluation.mechanism.mean_field`); any size works.
 
     ## Observation Space
     ``Box(-b, b, (1,))``: r plus observation noise, clipped at ``b = 1 + 5 * obs_noise``.

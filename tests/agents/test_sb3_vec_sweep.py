@@ -15,7 +15,8 @@ from agents.sb3.model import SB3Policy
 from agents.sb3.recurrent import CTRNNRecurrentPolicy, NoisyRecurrentPPO
 from agents.sb3.vec_env import make_sb3_vec_env
 from agents.sb3.vec_sweep import noise_level, sweep_vec_env
-from evaluation.sweep import SweepResult, sweep_noise
+from evaluation.sweep import sweep_noise
+from evaluation.sweep_result import SweepResult
 from noise_envs import make_task
 
 TASK = {"steps": 6, "settle_steps": 2, "setpoint": 0.7}  # every episode the same trial

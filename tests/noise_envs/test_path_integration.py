@@ -12,14 +12,9 @@ from gymnasium.utils.env_checker import check_env, data_equivalence
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 from noise_envs import PathIntegrationConfig, PathIntegrationTask, RandomSource, TaskEnv
-from noise_envs.path_integration import (
-    MAX_SPEED_SCALES,
-    distance_to_wall,
-    generate_trajectories,
-    place_cell_activity,
-    tuning_range,
-    wall_turn,
-)
+from noise_envs.path_integration import MAX_SPEED_SCALES
+from noise_envs.place_cells import place_cell_activity, tuning_range
+from noise_envs.trajectories import distance_to_wall, generate_trajectories, wall_turn
 
 ENV_ID = "NoisyPathIntegration-v0"
 VARIANTS = [

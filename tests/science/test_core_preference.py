@@ -11,8 +11,8 @@ import torch
 from agents import CTRNN, CTRNNConfig, TrainConfig, train
 from evaluation import preference, sweep_noise
 from evaluation.demo import PlacementComparison, PlacementConfig, demo_verdicts
-from evaluation.mechanism import mean_field_state
-from evaluation.stationary import simulate_stationary_mean
+from evaluation.mechanism.mean_field import mean_field_state
+from evaluation.mechanism.stationary import simulate_stationary_mean
 from noise_envs import make_task
 
 pytestmark = pytest.mark.science

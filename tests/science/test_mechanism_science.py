@@ -12,10 +12,10 @@ import pytest
 import torch
 
 from agents import CTRNN, CTRNNConfig
-from evaluation.kink import kink_occupancy
-from evaluation.mechanism import mean_field_statistics
-from evaluation.shift import noise_shift, output_bias
-from evaluation.stationary import stationary_statistics
+from evaluation.mechanism.kink import kink_occupancy
+from evaluation.mechanism.mean_field import mean_field_statistics
+from evaluation.mechanism.shift import noise_shift, output_bias
+from evaluation.mechanism.stationary import stationary_statistics
 from noise_envs import make_task
 
 pytestmark = pytest.mark.science

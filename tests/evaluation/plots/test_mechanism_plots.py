@@ -8,14 +8,14 @@ import torch
 from matplotlib.figure import Figure
 
 from agents import CTRNN, CTRNNConfig
-from evaluation.kink import kink_occupancy
-from evaluation.mechanism_plots import (
+from evaluation.mechanism.kink import kink_occupancy
+from evaluation.mechanism.shift import OutputBias, noise_shift
+from evaluation.plots.mechanism import (
     plot_kink_distances,
     plot_kink_occupancy,
     plot_output_bias,
     plot_stationary_mean,
 )
-from evaluation.shift import OutputBias, noise_shift
 
 
 @pytest.fixture

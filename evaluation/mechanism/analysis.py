@@ -19,16 +19,16 @@ from matplotlib.figure import Figure
 from agents.atomic import atomic_write_text
 from agents.ctrnn import CTRNN
 from agents.runs import load_run
-from evaluation.fixed_points import FixedPoint, find_fixed_points, sample_states
-from evaluation.kink import KinkOccupancy, kink_occupancy
-from evaluation.mechanism_plots import (
+from evaluation.mechanism.fixed_points import FixedPoint, find_fixed_points, sample_states
+from evaluation.mechanism.kink import KinkOccupancy, kink_occupancy
+from evaluation.mechanism.shift import NoiseShift, OutputBias, noise_shift, output_bias
+from evaluation.plots.mechanism import (
     plot_kink_distances,
     plot_kink_occupancy,
     plot_output_bias,
     plot_stationary_mean,
 )
-from evaluation.plots import save_figure
-from evaluation.shift import NoiseShift, OutputBias, noise_shift, output_bias
+from evaluation.plots.sweep import save_figure
 from evaluation.sweep_result import format_rows
 from noise_envs._checks import check_nonnegative, check_positive, check_positive_int
 from noise_envs.config import JsonConfig

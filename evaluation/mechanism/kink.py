@@ -18,7 +18,7 @@ import torch
 
 from agents.ctrnn import CTRNN
 from agents.noise import ACTIVATIONS
-from evaluation.stationary import stationary_statistics
+from evaluation.mechanism.stationary import stationary_statistics
 from noise_envs._checks import check_choice, check_positive, check_shape
 
 __all__ = ["KINKS", "KinkOccupancy", "kink_occupancy", "measure_kink_occupancy"]

@@ -23,7 +23,7 @@ with ``g = E[f']`` the noise-averaged gains and ``q`` the variance of the fresh 
 and the pre-activation noise seen by ``f`` grows to ``s_i^2 + (W \Sigma W^T)_{ii}``. Both are solved
 together. It removes most of the mean-field error that grows with ``gamma`` and predicts the small
 shift of noise-out networks. The single-neuron closed forms are in
-:mod:`evaluation.single_neuron`.
+:mod:`evaluation.mechanism.single_neuron`.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ import math
 import torch
 
 from agents.ctrnn import CTRNN
-from evaluation.gaussian import (
+from evaluation.mechanism.gaussian import (
     gaussian_activation_mean,
     gaussian_activation_slope,
     gaussian_activation_variance,

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from agents import CTRNN, CTRNNConfig
-from evaluation.gaussian import gaussian_relu_mean, gaussian_relu_variance
-from evaluation.single_neuron import predict_single_neuron, single_neuron_stationary
+from evaluation.mechanism.gaussian import gaussian_relu_mean, gaussian_relu_variance
+from evaluation.mechanism.single_neuron import predict_single_neuron, single_neuron_stationary
 from evaluation.sweep import sweep_noise
 from noise_envs import make_task
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from agents import CTRNN, CTRNNConfig
-from evaluation.fixed_points import NoiseFreeRNN, find_fixed_points, sample_states
+from evaluation.mechanism.fixed_points import NoiseFreeRNN, find_fixed_points, sample_states
 
 
 def make_model(W, b, *, activation="relu", dt=10.0, hidden=None):

@@ -12,8 +12,8 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from evaluation.kink import KinkOccupancy
-from evaluation.shift import NoiseShift, OutputBias
+from evaluation.mechanism.kink import KinkOccupancy
+from evaluation.mechanism.shift import NoiseShift, OutputBias
 from noise_envs._checks import check_positive_int
 
 __all__ = [
@@ -42,7 +42,7 @@ def plot_stationary_mean(
     line and the plain mean-field prediction a dashed one, in the same colour.
 
     Args:
-        shift: the result of :func:`~evaluation.shift.noise_shift`.
+        shift: the result of :func:`~evaluation.mechanism.shift.noise_shift`.
         output: which output unit to show.
         max_inputs: show at most this many inputs, evenly picked.
         input_labels: a label per input ``[B]`` (default: the input's index).
@@ -85,7 +85,7 @@ def plot_output_bias(
     for the zero-noise error. Dashed: the error of the mean output, ``E[(ybar_sigma - target)^2]``.
 
     Args:
-        biases: results of :func:`~evaluation.shift.output_bias` by label.
+        biases: results of :func:`~evaluation.mechanism.shift.output_bias` by label.
         train_sigma: training noise by label, or one level for every curve.
         ax: axes to draw on; a new figure is made when None.
     """

@@ -7,8 +7,8 @@ import torch
 
 from agents import CTRNN, CTRNNConfig
 from agents.supervised import TrainConfig, train_run
-from evaluation.analysis import AnalysisConfig, analyze_model, kink_table
 from evaluation.cli import main
+from evaluation.mechanism.analysis import AnalysisConfig, analyze_model, kink_table
 from noise_envs import make_task
 
 FAST = AnalysisConfig(

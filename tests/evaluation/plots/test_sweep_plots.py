@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
-from evaluation.plots import plot_sweep, save_figure
+from evaluation.plots.sweep import plot_sweep, save_figure
 from evaluation.sweep_result import SweepResult
 
 LEVELS = np.linspace(0.0, 0.6, 7)

@@ -8,9 +8,13 @@ import pytest
 import torch
 
 from agents import CTRNN, CTRNNConfig
-from evaluation.gaussian import gaussian_relu_mean, gaussian_relu_variance
-from evaluation.mechanism import mean_field_state, mean_field_statistics, solve_discrete_lyapunov
-from evaluation.single_neuron import single_neuron_stationary
+from evaluation.mechanism.gaussian import gaussian_relu_mean, gaussian_relu_variance
+from evaluation.mechanism.mean_field import (
+    mean_field_state,
+    mean_field_statistics,
+    solve_discrete_lyapunov,
+)
+from evaluation.mechanism.single_neuron import single_neuron_stationary
 
 
 def make_model(W, U, b, *, placement="in", activation="relu", dt=20.0, W_out=None):

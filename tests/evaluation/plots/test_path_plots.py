@@ -5,7 +5,7 @@ import pytest
 import torch
 from matplotlib.figure import Figure
 
-from evaluation.path_plots import PathTraces, plot_paths, trace_paths
+from evaluation.plots.path import PathTraces, plot_paths, trace_paths
 from noise_envs import make_task
 
 LEVELS = [0.0, 0.1, 0.3]

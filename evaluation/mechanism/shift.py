@@ -20,8 +20,8 @@ import torch
 
 from agents.ctrnn import CTRNN
 from agents.policy import Policy
-from evaluation.mechanism import MeanFieldStatistics, mean_field_statistics
-from evaluation.stationary import StationaryStatistics, stationary_statistics
+from evaluation.mechanism.mean_field import MeanFieldStatistics, mean_field_statistics
+from evaluation.mechanism.stationary import StationaryStatistics, stationary_statistics
 from evaluation.sweep_result import check_levels
 from noise_envs._checks import check_positive_int
 from noise_envs.core import Task

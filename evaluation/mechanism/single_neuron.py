@@ -8,7 +8,7 @@ filter of i.i.d. samples of ``f(c + s xi)``, so for every ``gamma``
     E[h] = E[f(c + s\xi)], \qquad \operatorname{Var}[h] = \frac{\gamma}{2 - \gamma}
     \operatorname{Var}[f(c + s\xi)]
 
-exactly (closed forms for relu in :mod:`evaluation.gaussian`). With ``w != 0`` the mean solves the
+exactly (closed forms for relu in :mod:`evaluation.mechanism.gaussian`). With ``w != 0`` the mean solves the
 scalar mean-field equation :math:`h = E[f(w h + c + s_\text{eff}\xi)]`, where the linear-response
 correction widens the noise to :math:`s_\text{eff}^2 = s^2 + w^2 \operatorname{Var}[h]` and the
 variance is that of the linearised AR(1) process, :math:`\gamma^2 q / (1 - a^2)` with
@@ -28,7 +28,7 @@ import torch
 
 from agents.ctrnn import CTRNN
 from agents.noise import PLACEMENTS
-from evaluation.gaussian import (
+from evaluation.mechanism.gaussian import (
     gaussian_activation_mean,
     gaussian_activation_slope,
     gaussian_activation_variance,

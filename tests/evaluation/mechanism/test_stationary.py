@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from agents import CTRNN, CTRNNConfig
-from evaluation.gaussian import gaussian_relu_mean, gaussian_relu_variance
-from evaluation.stationary import simulate_stationary_mean, stationary_statistics
+from evaluation.mechanism.gaussian import gaussian_relu_mean, gaussian_relu_variance
+from evaluation.mechanism.stationary import simulate_stationary_mean, stationary_statistics
 
 
 def uncoupled(c, *, placement="in", dt=50.0):

@@ -6,7 +6,7 @@ import torch
 from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 
-from evaluation.maze_plots import draw_maze, maze_trajectories, plot_maze_trajectories
+from evaluation.plots.maze import draw_maze, maze_trajectories, plot_maze_trajectories
 from noise_envs import MazeTask
 
 CORRIDOR = ["+--+--+--+", "|        |", "+--+--+  +", "|        |", "+--+--+--+"]

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from evaluation.gaussian import (
+from evaluation.mechanism.gaussian import (
     gaussian_activation_mean,
     gaussian_activation_slope,
     gaussian_activation_variance,

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from agents import CTRNN, CTRNNConfig
-from evaluation.gaussian import gaussian_relu_mean
-from evaluation.shift import noise_shift, output_bias
+from evaluation.mechanism.gaussian import gaussian_relu_mean
+from evaluation.mechanism.shift import noise_shift, output_bias
 from noise_envs import FunctionApproxTask
 
 BETA = 0.5

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from agents import CTRNN, CTRNNConfig
-from evaluation.kink import KINKS, kink_occupancy, measure_kink_occupancy
+from evaluation.mechanism.kink import KINKS, kink_occupancy, measure_kink_occupancy
 
 
 def test_units_within_k_std_of_zero_are_near():
