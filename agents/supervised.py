@@ -21,6 +21,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from agents.errors import TrainingDiverged
 from agents.models import build_model
 from agents.rollout import teacher_loss
 from agents.runs import (
@@ -98,10 +99,6 @@ class TrainResult:
     history: list[dict[str, float]]
     iterations_done: int
     run_dir: Path | None
-
-
-class TrainingDiverged(RuntimeError):
-    """The loss or the gradient became NaN or infinite; the last checkpoint is left as it was."""
 
 
 def train(
