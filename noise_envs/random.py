@@ -28,7 +28,8 @@ class RandomSource:
       ``r * (B / R) + e`` equals row ``e`` (common random numbers across the ``R`` blocks).
 
     Samples are drawn on the generator's device and moved to ``device``, so a CPU generator gives
-    the same numbers whatever device the simulation runs on.
+    the same numbers whatever device the simulation runs on. ``generator=None`` makes a new CPU
+    generator with an unpredictable seed; torch's global generators are never read or reseeded.
 
     Example:
         >>> source = RandomSource.from_seed(0, repeats=2)
@@ -46,7 +47,8 @@ class RandomSource:
     ) -> None:
         check_positive_int("repeats", repeats)
         if generator is None:
-            generator = torch.Generator().manual_seed(torch.seed())
+            generator = torch.Generator()
+            generator.seed()  # fresh entropy for this generator only, not torch.seed()
         self.rows: tuple[torch.Generator, ...] | None = None
         self.generator: torch.Generator | None = None
         if isinstance(generator, torch.Generator):

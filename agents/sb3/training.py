@@ -180,18 +180,21 @@ def _check_policy_config(policy_config: PolicyConfig, config: RLTrainConfig) -> 
 
 @contextlib.contextmanager
 def _seeded_global_generators(seed: int) -> Iterator[None]:
-    """Seed Python's, numpy's and torch's global generators, and restore them afterwards."""
+    """Seed Python's, numpy's and torch's (CPU and CUDA) global generators; restore them after."""
     # stable-baselines3 draws from the legacy global generators, so those are what we seed.
     python_state, numpy_state = random.getstate(), np.random.get_state()  # noqa: NPY002
+    cuda_states = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
     with torch.random.fork_rng(devices=[]):
         random.seed(seed)
         np.random.seed(seed)  # noqa: NPY002
-        torch.manual_seed(seed)
+        torch.manual_seed(seed)  # seeds every CUDA device as well
         try:
             yield
         finally:
             random.setstate(python_state)
             np.random.set_state(numpy_state)  # noqa: NPY002
+            if cuda_states is not None:
+                torch.cuda.set_rng_state_all(cuda_states)
 
 
 def _build_algorithm(
