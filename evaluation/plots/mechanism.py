@@ -7,14 +7,17 @@ test noise, and the kink occupancy of noise-in against noise-out networks.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from evaluation.mechanism.kink import KinkOccupancy
-from evaluation.mechanism.shift import NoiseShift, OutputBias
 from noise_envs._checks import check_positive_int
+
+if TYPE_CHECKING:  # annotations only: evaluation.mechanism.analysis imports this module
+    from evaluation.mechanism.kink import KinkOccupancy
+    from evaluation.mechanism.shift import NoiseShift, OutputBias
 
 __all__ = [
     "plot_kink_distances",
