@@ -108,40 +108,28 @@ def build_graph(root: Path = ROOT) -> Graph:
 
 
 def cycles(graph: Graph, kinds: tuple[str, ...] = ("eager",)) -> list[list[str]]:
-    """The strongly connected components of more than one module (Tarjan), over ``kinds``."""
+    """The strongly connected components of more than one module, over imports of ``kinds``."""
     edges = {
-        name: sorted({t for kind in kinds for t in imports[kind] if t in graph})
+        name: {t for kind in kinds for t in imports[kind] if t in graph}
         for name, imports in graph.items()
     }
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    stack: list[str] = []
-    found: list[list[str]] = []
+    reach = {name: _reachable(edges, name) for name in edges}
+    components = {
+        tuple(sorted(other for other in reach[name] if name in reach[other])) for name in edges
+    }
+    return sorted(list(component) for component in components if len(component) > 1)
 
-    def connect(node: str) -> None:
-        index[node] = low[node] = len(index)
-        stack.append(node)
-        for target in edges[node]:
-            if target not in index:
-                connect(target)
-                low[node] = min(low[node], low[target])
-            elif target in stack:
-                low[node] = min(low[node], index[target])
-        if low[node] == index[node]:
-            component = []
-            while True:
-                member = stack.pop()
-                component.append(member)
-                if member == node:
-                    break
-            if len(component) > 1:
-                found.append(sorted(component))
 
-    sys.setrecursionlimit(max(sys.getrecursionlimit(), 10 * len(edges)))
-    for node in sorted(edges):
-        if node not in index:
-            connect(node)
-    return sorted(found)
+def _reachable(edges: dict[str, set[str]], start: str) -> set[str]:
+    """The modules reachable from ``start`` in one or more steps."""
+    seen: set[str] = set()
+    todo = list(edges[start])
+    while todo:
+        name = todo.pop()
+        if name not in seen:
+            seen.add(name)
+            todo.extend(edges[name])
+    return seen
 
 
 def layer_violations(graph: Graph) -> list[str]:
@@ -189,6 +177,17 @@ def test_cycle_finder_on_a_hand_made_graph():
 def test_no_eager_import_cycle(graph):
     """Cycles may only close through lazy or type-only imports."""
     assert cycles(graph) == []
+
+
+KNOWN_LAZY_CYCLES = [["agents.runs", "agents.supervised"]]
+"""Cycles that close through a function-level import, still to remove: agents.runs imports
+agents.supervised's TrainConfig inside a function, and agents.supervised imports agents.runs."""
+
+
+def test_no_new_cycle_through_lazy_imports(graph):
+    """Counting imports inside functions, no cycle beyond the known ones (type-only imports may
+    still close cycles)."""
+    assert cycles(graph, ("eager", "lazy")) == KNOWN_LAZY_CYCLES
 
 
 def test_layers_import_only_downwards(graph):
