@@ -7,7 +7,7 @@
 * Both updates replay exactly the noise each rollout step used: the noise is a pure function of
   a key (:func:`keyed_normal`), so PPO's probability ratio is 1 before any gradient step.
 * :class:`SB3Policy`: a trained policy as a :class:`~agents.policy.Policy`, for the batched noise
-  sweep; :func:`sweep_vec_env`: the slow path through SB3's own vector envs.
+  sweep (the slow path through SB3's own vector envs is :mod:`evaluation.sb3_sweep`).
 * :func:`train_rl` / :func:`train_rl_run`: training into the run folders of :mod:`agents.runs`
   (``noisepref train --algo ppo|recurrent_ppo``).
 
@@ -44,9 +44,6 @@ _NEEDS_SB3 = {
     "RLTrainResult": "agents.sb3.training",
     "train_rl": "agents.sb3.training",
     "train_rl_run": "agents.sb3.training",
-    "VecEnvSweep": "agents.sb3.vec_sweep",
-    "noise_level": "agents.sb3.vec_sweep",
-    "sweep_vec_env": "agents.sb3.vec_sweep",
 }
 """Names whose modules import stable-baselines3, by module."""
 
@@ -69,12 +66,9 @@ __all__ = [
     "ReplayRolloutBuffer",
     "SB3Policy",
     "SB3VecEnv",
-    "VecEnvSweep",
     "keyed_normal",
     "make_sb3_vec_env",
-    "noise_level",
     "policy_model",
-    "sweep_vec_env",
     "train_rl",
     "train_rl_run",
 ]

@@ -8,42 +8,29 @@ is set, and ``model.predict(..., deterministic=True)`` acts in a ``DummyVecEnv``
 :class:`~noise_envs.env.TaskEnv` copies. Every level uses the same environment seeds, and the
 noise restarts with every level (a CTRNN core's keyed positions start afresh, a noisy
 extractor's generator is reseeded), so episodes are paired across levels as far as their lengths
-agree. The result holds the fields of
-:class:`~evaluation.sweep_result.SweepResult`: ``SweepResult(**dataclasses.asdict(result))``.
+agree. The result is a :class:`~evaluation.sweep_result.SweepResult`, like every other sweep's.
+
+Needs the ``rl`` extra (stable-baselines3), imported on the first sweep; ``import evaluation``
+does not import this module.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import math
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
-from stable_baselines3.common.vec_env import DummyVecEnv
 
 from agents.sb3.core import CTRNNCore
 from agents.sb3.extractor import NoisyMlpExtractor
+from evaluation.sweep_result import SweepResult, check_levels, check_seed
 from noise_envs._checks import check_positive_int
 from noise_envs.env import TaskEnv
 from noise_envs.registration import make_task
 
-__all__ = ["VecEnvSweep", "noise_level", "sweep_vec_env"]
-
-
-@dataclasses.dataclass(frozen=True)
-class VecEnvSweep:
-    """Per-episode metrics of :func:`sweep_vec_env`, named as SweepResult's fields."""
-
-    task_id: str
-    levels: np.ndarray
-    """Test noise levels ``[L]``, ascending."""
-    metrics: dict[str, np.ndarray]
-    """Per-episode metrics ``{name: [L, E]}``."""
-    metric_directions: dict[str, bool]
-    primary_metric: str
-    seed: int
+__all__ = ["noise_level", "sweep_vec_env"]
 
 
 @contextlib.contextmanager
@@ -82,7 +69,7 @@ def sweep_vec_env(
     seed: int = 0,
     task_kwargs: dict[str, Any] | None = None,
     set_noise: Callable[[float], Any] | None = None,
-) -> VecEnvSweep:
+) -> SweepResult:
     """Evaluate an SB3 model's deterministic actions at each test noise level, episode by episode.
 
     Args:
@@ -95,27 +82,37 @@ def sweep_vec_env(
         task_kwargs: the task's options.
         set_noise: a context-manager factory ``set_noise(sigma)`` setting the model's noise level;
             by default :func:`noise_level` on ``model.policy`` (or the model itself).
+
+    Returns:
+        The per-episode metrics ``[L, E]`` of every level, as a :class:`SweepResult`.
+
+    Raises:
+        ValueError: for bad ``levels``, ``episodes``, ``num_envs`` or ``seed``, or a nonzero level for a
+            model without a noisy core.
+        ImportError: without stable-baselines3 (the ``rl`` extra).
     """
     check_positive_int("episodes", episodes)
     check_positive_int("num_envs", num_envs)
+    check_seed(seed)
     task_kwargs = dict(task_kwargs or {})
     task = make_task(env_id, **task_kwargs)
     policy = getattr(model, "policy", model)
     set_noise = set_noise or (lambda sigma: noise_level(policy, sigma))
-    levels = np.sort(np.asarray(levels, dtype=np.float64))
-    if levels.ndim != 1 or levels.size == 0 or (levels < 0).any():
-        raise ValueError(f"`levels` must be a non-empty 1-D sequence of numbers >= 0, got {levels}")
+    levels = check_levels(levels)
+    dummy_vec_env = _dummy_vec_env_class()
     rows = []
     for level in levels:
-        envs = DummyVecEnv([lambda: TaskEnv(env_id, **task_kwargs)] * num_envs)
+        envs = dummy_vec_env([lambda: TaskEnv(env_id, **task_kwargs)] * num_envs)
         envs.seed(seed)
-        with set_noise(float(level)):
-            rows.append(_run_episodes(model, envs, episodes))
-        envs.close()
+        try:
+            with set_noise(float(level)):
+                rows.append(_run_episodes(model, envs, episodes))
+        finally:
+            envs.close()
     metrics = {
         m.name: np.array([[row[m.name] for row in level] for level in rows]) for m in task.metrics
     }
-    return VecEnvSweep(
+    return SweepResult(
         task_id=task.id,
         levels=levels,
         metrics=metrics,
@@ -125,7 +122,19 @@ def sweep_vec_env(
     )
 
 
-def _run_episodes(model: Any, envs: DummyVecEnv, episodes: int) -> list[dict[str, float]]:
+def _dummy_vec_env_class() -> type:
+    """stable-baselines3's ``DummyVecEnv``, or an ImportError that says what to install."""
+    try:
+        from stable_baselines3.common.vec_env import DummyVecEnv
+    except ImportError as error:
+        raise ImportError(
+            "evaluation.sb3_sweep.sweep_vec_env needs stable-baselines3: "
+            "pip install 'noise-preference[rl]'"
+        ) from error
+    return DummyVecEnv
+
+
+def _run_episodes(model: Any, envs: Any, episodes: int) -> list[dict[str, float]]:
     """``episodes`` episodes' metrics; environment ``i`` runs episodes ``i, i + N, ...``."""
     quota = math.ceil(episodes / envs.num_envs)
     finished: list[list[dict[str, float]]] = [[] for _ in range(envs.num_envs)]

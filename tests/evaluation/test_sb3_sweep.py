@@ -1,8 +1,8 @@
-"""Tests of agents.sb3.vec_sweep: the noise sweep through SB3's own vector envs and predict()."""
+"""Tests of evaluation.sb3_sweep: the noise sweep through SB3's own vector envs and predict()."""
 
 from __future__ import annotations
 
-import dataclasses
+import sys
 
 import numpy as np
 import pytest
@@ -14,7 +14,7 @@ from stable_baselines3 import PPO
 from agents.sb3.model import SB3Policy
 from agents.sb3.recurrent import CTRNNRecurrentPolicy, NoisyRecurrentPPO
 from agents.sb3.vec_env import make_sb3_vec_env
-from agents.sb3.vec_sweep import noise_level, sweep_vec_env
+from evaluation.sb3_sweep import noise_level, sweep_vec_env
 from evaluation.sweep import sweep_noise
 from evaluation.sweep_result import SweepResult
 from noise_envs import make_task
@@ -45,13 +45,19 @@ def test_slow_path_equals_the_batched_sweep_without_noise(algorithm):
     fast = sweep_noise(
         SB3Policy(algorithm.policy), make_task("NoisyRegulator-v0", **TASK), [0.0], episodes=5
     )
-    np.testing.assert_allclose(slow.metrics["mse"], fast.values("mse"), rtol=1e-5)
-    assert slow.metrics["mse"].shape == (1, 5)
+    assert isinstance(slow, SweepResult)
+    np.testing.assert_allclose(slow.values("mse"), fast.values("mse"), rtol=1e-5)
+    assert slow.values("mse").shape == (1, 5)
+    assert (slow.task_id, slow.primary_metric, slow.metric_directions) == (
+        fast.task_id,
+        fast.primary_metric,
+        fast.metric_directions,
+    )
 
 
 def test_levels_are_paired_and_the_noise_level_restored(algorithm):
     """Noise changes the episodes, a repeated sweep repeats them exactly, and the core's own
-    noise level is back to its training value afterwards; the result makes a SweepResult."""
+    noise level is back to its training value afterwards."""
     first = sweep_vec_env(algorithm, "NoisyRegulator-v0", [1.0, 0.0], episodes=4, task_kwargs=TASK)
     again = sweep_vec_env(algorithm, "NoisyRegulator-v0", [0.0, 1.0], episodes=4, task_kwargs=TASK)
     np.testing.assert_array_equal(first.metrics["mse"], again.metrics["mse"])
@@ -59,8 +65,7 @@ def test_levels_are_paired_and_the_noise_level_restored(algorithm):
     assert np.ptp(first.metrics["mse"][0]) == 0.0  # no noise: one trial, one outcome
     assert np.ptp(first.metrics["mse"][1]) > 0.0
     assert algorithm.policy.lstm_actor.sigma == 0.3
-    result = SweepResult(**dataclasses.asdict(first))
-    assert result.primary_metric == "mse" and result.num_episodes == 4
+    assert (first.num_levels, first.num_episodes) == (2, 4)
 
 
 def test_models_without_noise_sweep_only_zero():
@@ -97,3 +102,13 @@ def test_feedforward_noise_restarts_for_every_level():
     again = sweep_vec_env(model, "NoisyRegulator-v0", [0.0, 1.0], episodes=3, task_kwargs=TASK)
     np.testing.assert_array_equal(first.metrics["mse"][0], again.metrics["mse"][1])
     assert np.ptp(first.metrics["mse"]) > 0.0
+
+
+def test_bad_seed_and_missing_sb3_are_reported(algorithm, monkeypatch):
+    """A negative seed is refused before anything runs; without stable-baselines3 the error
+    says which extra to install."""
+    with pytest.raises(ValueError, match="`seed` must be an integer >= 0, got -1"):
+        sweep_vec_env(algorithm, "NoisyRegulator-v0", [0.0], seed=-1, task_kwargs=TASK)
+    monkeypatch.setitem(sys.modules, "stable_baselines3.common.vec_env", None)
+    with pytest.raises(ImportError, match=r"needs stable-baselines3: pip install 'noise-pref"):
+        sweep_vec_env(algorithm, "NoisyRegulator-v0", [0.0], episodes=1, task_kwargs=TASK)
