@@ -147,7 +147,9 @@ def train(
     start, history = 0, []
     if folder is not None:
         start, history = _open_run(folder, model, task, config, optimizer, sources, resume)
-    with tqdm(total=config.iterations, initial=start, disable=not progress, desc="train") as bar:
+    with tqdm(
+        total=config.iterations, initial=start, disable=None if progress else True, desc="train"
+    ) as bar:
         for iteration in range(start + 1, config.iterations + 1):
             tick = time.perf_counter()
             loss = _teacher_loss(model, task, config, sources, device)

@@ -87,7 +87,9 @@ def sweep_noise(
     sigma = torch.as_tensor(levels, dtype=torch.float32, device=device)
     parts: list[dict[str, np.ndarray]] = []
     with torch.no_grad():
-        for chunk, size in enumerate(tqdm(chunks, desc="noise sweep", disable=not progress)):
+        for chunk, size in enumerate(
+            tqdm(chunks, desc="noise sweep", disable=None if progress else True)
+        ):
             parts.append(_run_chunk(policy, task, sigma, size, _chunk_seeds(seed, chunk), device))
     metrics = {name: np.concatenate([part[name] for part in parts], axis=1) for name in parts[0]}
     directions = _directions(task, metrics)

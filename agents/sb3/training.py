@@ -124,7 +124,12 @@ def train_rl(
         start, history = 0, []
         if folder is not None:
             start, history = _open_run(folder, task, run_model, algorithm, config)
-        bar = tqdm(total=config.iterations, initial=start, disable=not progress, desc="train rl")
+        bar = tqdm(
+            total=config.iterations,
+            initial=start,
+            disable=None if progress else True,
+            desc="train rl",
+        )
         with bar:
             for iteration in range(start + 1, config.iterations + 1):
                 rate = config.learning_rate_at(iteration)
