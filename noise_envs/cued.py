@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from gymnasium import spaces
 
-from noise_envs.core import Metric, OpenLoopEpisode, Task, TaskState, _replace_fields
+from noise_envs.core import Metric, OpenLoopEpisode, Task, TaskState
 from noise_envs.random import RandomSource
 
 __all__ = ["CuedResponseState", "CuedResponseTask"]
@@ -98,7 +98,7 @@ class CuedResponseTask(Task[CuedResponseState, object]):
         )
 
     def _transition(self, state: CuedResponseState, action: torch.Tensor) -> CuedResponseState:
-        return _replace_fields(state, t=state.t + 1)
+        return dataclasses.replace(state, t=state.t + 1)
 
     def _observe(self, state: CuedResponseState) -> torch.Tensor:
         return state.cue

@@ -1,0 +1,431 @@
+"""K CTRNNs of one architecture as one module: stacked ``[K, ...]`` weights, one program.
+
+At the sizes this field uses (16-256 units) a CTRNN step is bound by per-operation overhead, not
+arithmetic; stepping K networks with batched matrix products (``torch.baddbmm``) costs about as
+many operations as stepping one. Each member keeps its own initial weights, its own noise
+placement (inside or outside f) and, in training, its own noise level and random streams.
+
+Rows are grouped by member: with ``K`` members and ``B`` rows per member, rows
+``k * B .. (k + 1) * B - 1`` of every input, state, sigma and output belong to member ``k``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from agents.ctrnn import CTRNN, CTRNNConfig
+from agents.noise import ACTIVATIONS, PLACEMENTS, NoiseLike, scaled_noise
+from noise_envs._checks import check_choice, check_positive_int, check_shape
+from noise_envs.random import RandomSource, as_random_source
+
+__all__ = [
+    "MEMBER_FIELDS",
+    "BlockRandomSource",
+    "CTRNNEnsemble",
+    "check_architecture",
+    "member_sigma",
+]
+
+MEMBER_FIELDS = ("placement", "recurrent_gain")
+"""CTRNN options that may differ between members; every other option is the shared architecture."""
+
+_PARAMETERS = ("W", "U", "b", "W_out", "b_out", "h0")
+"""The CTRNN's parameters, in its registration order (the order its optimizer state uses)."""
+
+MemberNoise = NoiseLike | Sequence[RandomSource | torch.Generator]
+"""Noise for an ensemble: one source for all rows, the samples, or one source per member."""
+
+
+class BlockRandomSource(RandomSource):
+    """A random source whose rows come in K equal blocks, block ``k`` drawn from ``sources[k]``.
+
+    Every draw of ``K * B`` rows draws ``B`` rows from each member's source in turn, so each
+    source sees exactly the calls a task or model of batch ``B`` makes on it alone: K members
+    get the random streams they would get if run one at a time.
+
+    Example:
+        >>> a, b = RandomSource.from_seed(1), RandomSource.from_seed(2)
+        >>> x = BlockRandomSource([a, b]).normal(4, 3)
+        >>> bool((x[2:] == RandomSource.from_seed(2).normal(2, 3)).all())
+        True
+    """
+
+    def __init__(
+        self,
+        sources: Sequence[RandomSource | torch.Generator | int],
+        device: torch.device | str = "cpu",
+    ) -> None:
+        blocks = tuple(as_random_source(source, device) for source in sources)
+        if not blocks:
+            raise ValueError("`sources` must hold at least one source, got none")
+        super().__init__(torch.Generator(), device=device)
+        self.generator = None  # no single stream: see `blocks`
+        self.blocks = blocks
+
+    def __repr__(self) -> str:
+        return f"BlockRandomSource({len(self.blocks)} blocks, device={self.device})"
+
+    def normal_steps(
+        self, steps: int, batch_size: int, *shape: int, dtype: torch.dtype = torch.float32
+    ) -> torch.Tensor:
+        """``[steps, batch_size, *shape]``, each block from its own source's ``normal_steps``."""
+        block = self._block_size(batch_size)
+        parts = [s.normal_steps(steps, block, *shape, dtype=dtype) for s in self.blocks]
+        return torch.cat([part.to(self.device) for part in parts], dim=1)
+
+    def subset(self, rows: Sequence[int]) -> RandomSource:
+        """Not available: a block source draws whole blocks only."""
+        raise ValueError(
+            "a BlockRandomSource draws whole member blocks; it cannot serve a subset of rows"
+        )
+
+    def _draw(self, sampler, batch_size: int, shape: tuple[int, ...], dtype: torch.dtype):
+        block = self._block_size(batch_size)
+        parts = [source._draw(sampler, block, shape, dtype) for source in self.blocks]
+        return torch.cat([part.to(self.device) for part in parts])
+
+    def _block_size(self, batch_size: int) -> int:
+        if batch_size % len(self.blocks):
+            raise ValueError(
+                f"`batch_size` ({batch_size}) must be a multiple of the number of blocks "
+                f"({len(self.blocks)}): rows are grouped by member"
+            )
+        return batch_size // len(self.blocks)
+
+
+def member_sigma(
+    sigmas: Sequence[float] | torch.Tensor, rows_per_member: int, device: torch.device | str = "cpu"
+) -> torch.Tensor:
+    """Per-row sigma ``[K * B]`` for per-member levels ``[K]``: member ``k``'s level on its rows."""
+    check_positive_int("rows_per_member", rows_per_member)
+    levels = torch.as_tensor(sigmas, dtype=torch.float32, device=device).reshape(-1)
+    return levels.repeat_interleave(rows_per_member)
+
+
+class CTRNNEnsemble(nn.Module):
+    """K CTRNNs of one architecture with stacked parameters ``[K, ...]``, run as one program.
+
+    Member ``k`` is initialised exactly as ``CTRNN(configs[k], generators[k])`` is, so an
+    ensemble built from the seeds of K runs starts from their weights. Members share every
+    :class:`~agents.ctrnn.CTRNNConfig` option except :data:`MEMBER_FIELDS` (noise placement and
+    the initial recurrent gain). Speaks :class:`~agents.policy.Policy` and
+    :class:`~agents.policy.SequencePolicy` with rows grouped by member (see the module doc);
+    ``noise`` may be one source for all rows, the samples, or a sequence of K sources (member
+    ``k``'s rows drawn from source ``k``, as :class:`BlockRandomSource` does).
+
+    Example:
+        >>> config = CTRNNConfig(input_size=1, output_size=1, hidden_size=8)
+        >>> ensemble = CTRNNEnsemble.from_seeds(config, seeds=[0, 1], placements=["in", "out"])
+        >>> y, h = ensemble(torch.zeros(5, 2 * 3, 1), sigma=0.1, noise=[0, 1])
+        >>> tuple(y.shape), tuple(h.shape), ensemble.num_members
+        ((5, 6, 1), (5, 6, 8), 2)
+    """
+
+    def __init__(
+        self,
+        configs: Sequence[CTRNNConfig],
+        generators: Sequence[torch.Generator | None] | None = None,
+    ) -> None:
+        super().__init__()
+        configs = tuple(configs)
+        if not configs:
+            raise ValueError("`configs` must hold at least one CTRNNConfig (K >= 1), got none")
+        if generators is not None and len(generators) != len(configs):
+            raise ValueError(
+                f"`generators` must have one entry per member ({len(configs)}), "
+                f"got {len(generators)}"
+            )
+        check_architecture(configs)
+        gens = list(generators) if generators is not None else [None] * len(configs)
+        members = [CTRNN(config, gen) for config, gen in zip(configs, gens, strict=True)]
+        self.configs = configs
+        for name in _PARAMETERS:
+            stacked = torch.stack([getattr(m, name).detach() for m in members])
+            requires_grad = getattr(members[0], name).requires_grad
+            setattr(self, name, nn.Parameter(stacked, requires_grad=requires_grad))
+        inside = torch.tensor([c.placement == "in" for c in configs])
+        self.register_buffer("inside", inside[:, None, None].float(), persistent=False)
+        self.activation = ACTIVATIONS[configs[0].activation]
+
+    @classmethod
+    def from_seeds(
+        cls,
+        config: CTRNNConfig,
+        seeds: Sequence[int],
+        placements: Sequence[str] | None = None,
+    ) -> CTRNNEnsemble:
+        """Members built from ``config`` with initial weights seeded like ``train_run`` seeds them.
+
+        Args:
+            config: the shared architecture (and the placement when ``placements`` is None).
+            seeds: one seed per member; member ``k`` starts as
+                ``CTRNN(config_k, torch.Generator().manual_seed(seeds[k]))``.
+            placements: one noise placement per member ("in" or "out"), or None for
+                ``config.placement`` everywhere.
+        """
+        seeds = list(seeds)
+        if placements is None:
+            placements = [config.placement] * len(seeds)
+        placements = list(placements)
+        if len(placements) != len(seeds):
+            raise ValueError(
+                f"`placements` and `seeds` must have the same length (one per member), got "
+                f"{len(placements)} placements and {len(seeds)} seeds"
+            )
+        for placement in placements:
+            check_choice("placements", placement, PLACEMENTS)
+        configs = [dataclasses.replace(config, placement=p) for p in placements]
+        generators = [torch.Generator().manual_seed(int(seed)) for seed in seeds]
+        return cls(configs, generators)
+
+    @classmethod
+    def from_members(cls, members: Sequence[CTRNN]) -> CTRNNEnsemble:
+        """An ensemble holding copies of ``members``' configs and weights."""
+        members = list(members)
+        for index, member in enumerate(members):
+            if not isinstance(member, CTRNN):
+                raise ValueError(f"`members[{index}]` must be a CTRNN, got {type(member).__name__}")
+        ensemble = cls([member.config for member in members])
+        for index, member in enumerate(members):
+            ensemble.set_member(index, member)
+        return ensemble.to(members[0].W.device) if members else ensemble
+
+    @property
+    def num_members(self) -> int:
+        """The number of members K."""
+        return len(self.configs)
+
+    @property
+    def placements(self) -> tuple[str, ...]:
+        """Each member's noise placement."""
+        return tuple(config.placement for config in self.configs)
+
+    @property
+    def hidden_size(self) -> int:
+        """Units per member N."""
+        return self.configs[0].hidden_size
+
+    @property
+    def input_size(self) -> int:
+        """Input length per member I."""
+        return self.configs[0].input_size
+
+    @property
+    def output_size(self) -> int:
+        """Output length per member O."""
+        return self.configs[0].output_size
+
+    def __repr__(self) -> str:
+        c = self.configs[0]
+        counts = {p: self.placements.count(p) for p in PLACEMENTS if p in self.placements}
+        noise = ", ".join(f"{n} noise {p}" for p, n in counts.items())
+        return (
+            f"CTRNNEnsemble(K={self.num_members}, in={c.input_size}, hidden={c.hidden_size}, "
+            f"out={c.output_size}, {c.activation}, {noise}, gamma={c.gamma:g}, {c.noise_scaling})"
+        )
+
+    def member(self, index: int) -> CTRNN:
+        """Member ``index`` as a plain :class:`~agents.ctrnn.CTRNN` (a copy of its weights)."""
+        index = self._check_index(index)
+        model = CTRNN(self.configs[index]).to(self.W.device)
+        with torch.no_grad():
+            for name in _PARAMETERS:
+                getattr(model, name).copy_(getattr(self, name)[index])
+        return model
+
+    def set_member(self, index: int, model: CTRNN) -> None:
+        """Put ``model``'s weights (and noise placement) in place of member ``index``."""
+        index = self._check_index(index)
+        if not isinstance(model, CTRNN):
+            raise ValueError(f"`model` must be a CTRNN, got {type(model).__name__}")
+        configs = list(self.configs)
+        configs[index] = model.config
+        check_architecture(configs)
+        self.configs = tuple(configs)
+        with torch.no_grad():
+            for name in _PARAMETERS:
+                getattr(self, name)[index].copy_(getattr(model, name))
+            self.inside[index] = float(model.config.placement == "in")
+
+    def initial_state(self, batch_size: int, device: torch.device | str = "cpu") -> torch.Tensor:
+        """The hidden states ``[K * B, N]`` of ``batch_size = K * B`` rows grouped by member."""
+        per_member = self._rows_per_member("batch_size", batch_size)
+        return self.h0.to(device).repeat_interleave(per_member, dim=0)
+
+    def readout(self, h: torch.Tensor) -> torch.Tensor:
+        """Outputs ``[K, R, O]`` for member-stacked states ``[K, R, N]``."""
+        return torch.baddbmm(self.b_out.unsqueeze(1), h, self.W_out.transpose(1, 2))
+
+    def step(
+        self,
+        obs: torch.Tensor,
+        state: torch.Tensor,
+        sigma: float | torch.Tensor = 0.0,
+        noise: MemberNoise = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One step of every member: outputs ``[K * B, O]`` and new states ``[K * B, N]``.
+
+        Args:
+            obs: inputs ``[K * B, I]``, grouped by member.
+            state: hidden states ``[K * B, N]``.
+            sigma: noise level, a float or ``[K * B]`` (see :func:`member_sigma`).
+            noise: one source for all rows, ``xi`` itself ``[K * B, N]``, or K sources.
+        """
+        k, n = self.num_members, self.hidden_size
+        rows = state.shape[0]
+        per_member = self._rows_per_member("state", rows)
+        check_shape("obs", obs, (rows, self.input_size))
+        check_shape("state", state, (rows, n))
+        scaled = self._scaled_noise(sigma, noise, rows, obs.device, steps=None)
+        h = state.reshape(k, per_member, n)
+        pre = torch.baddbmm(self.b.unsqueeze(1), obs.reshape(k, per_member, -1), self.U.mT)
+        pre = torch.baddbmm(pre, h, self.W.mT)
+        rate = self._rate(pre, None if scaled is None else scaled.reshape(k, per_member, n))
+        h = torch.lerp(h, rate, self.configs[0].gamma)
+        return self.readout(h).reshape(rows, -1), h.reshape(rows, n)
+
+    def forward(
+        self,
+        inputs: torch.Tensor,
+        sigma: float | torch.Tensor = 0.0,
+        noise: MemberNoise | int = None,
+        h0: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Run sequences: inputs ``[T, K * B, I]`` -> outputs ``[T, K * B, O]``, states ``[T, K * B, N]``.
+
+        The trajectory :meth:`step` gives step by step with the same noise (up to float
+        rounding); as in :meth:`agents.ctrnn.CTRNN.forward`, the input drive and every step's
+        noise are made at once and the time loop holds the recurrent product, f and the update.
+        """
+        if inputs.dim() != 3 or inputs.shape[-1] != self.input_size:
+            raise ValueError(
+                f"Expected `inputs` of shape [T, K * B, {self.input_size}], "
+                f"got {tuple(inputs.shape)}"
+            )
+        k, n = self.num_members, self.hidden_size
+        steps, rows = inputs.shape[:2]
+        per_member = self._rows_per_member("inputs", rows)
+        h = self.initial_state(rows, inputs.device) if h0 is None else h0
+        check_shape("h0", h, (rows, n))
+        if isinstance(noise, int) and not isinstance(noise, bool):
+            noise = as_random_source(noise, inputs.device)
+        scaled = self._scaled_noise(sigma, noise, rows, inputs.device, steps=steps)
+        # [T, K*B, I] -> [K, T*B, I]: one batched product per member for the whole sequence.
+        x = (
+            inputs.reshape(steps, k, per_member, -1)
+            .transpose(0, 1)
+            .reshape(k, steps * per_member, -1)
+        )
+        drive = torch.baddbmm(self.b.unsqueeze(1), x, self.U.mT).reshape(k, steps, per_member, n)
+        drive = drive.transpose(0, 1)  # [T, K, B, N]
+        noise_in, noise_out = self._split_noise(scaled, steps, per_member)
+        if noise_in is not None:
+            drive = drive + noise_in
+        drives = drive.unbind(0)
+        outside = noise_out.unbind(0) if noise_out is not None else None
+        recurrent, gamma, f = self.W.mT, self.configs[0].gamma, self.activation
+        h = h.reshape(k, per_member, n)
+        states = []
+        for t in range(steps):
+            rate = f(torch.baddbmm(drives[t], h, recurrent))
+            if outside is not None:
+                rate = rate + outside[t]
+            h = torch.lerp(h, rate, gamma)
+            states.append(h)
+        hidden = torch.stack(states, dim=1)  # [K, T, B, N]
+        outputs = self.readout(hidden.reshape(k, steps * per_member, n))
+        outputs = outputs.reshape(k, steps, per_member, -1).transpose(0, 1)
+        return outputs.reshape(steps, rows, -1), hidden.transpose(0, 1).reshape(steps, rows, n)
+
+    def unroll(
+        self, inputs: torch.Tensor, sigma: float | torch.Tensor = 0.0, noise: MemberNoise = None
+    ) -> torch.Tensor:
+        """Outputs ``[T, K * B, O]`` for inputs ``[T, K * B, I]`` (see :meth:`forward`)."""
+        return self.forward(inputs, sigma, noise)[0]
+
+    def _rate(self, pre: torch.Tensor, scaled: torch.Tensor | None) -> torch.Tensor:
+        """``f(pre + noise)`` for noise-in members, ``f(pre) + noise`` for noise-out ones."""
+        if scaled is None:
+            return self.activation(pre)
+        placements = set(self.placements)
+        if placements == {"in"}:
+            return self.activation(pre + scaled)
+        if placements == {"out"}:
+            return self.activation(pre) + scaled
+        return self.activation(pre + scaled * self.inside) + scaled * (1.0 - self.inside)
+
+    def _split_noise(
+        self, scaled: torch.Tensor | None, steps: int, per_member: int
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """The noise added inside f and outside it, each ``[T, K, B, N]`` or None."""
+        if scaled is None:
+            return None, None
+        scaled = scaled.reshape(steps, self.num_members, per_member, self.hidden_size)
+        placements = set(self.placements)
+        if placements == {"in"}:
+            return scaled, None
+        if placements == {"out"}:
+            return None, scaled
+        return scaled * self.inside, scaled * (1.0 - self.inside)
+
+    def _scaled_noise(
+        self,
+        sigma: float | torch.Tensor,
+        noise: MemberNoise,
+        rows: int,
+        device: torch.device,
+        steps: int | None,
+    ) -> torch.Tensor | None:
+        if isinstance(noise, Sequence) and not isinstance(noise, torch.Tensor):
+            if len(noise) != self.num_members:
+                raise ValueError(
+                    f"`noise` must be one source for all rows, the samples, or one source per "
+                    f"member ({self.num_members}), got a sequence of {len(noise)}"
+                )
+            noise = BlockRandomSource(noise, device)
+        gain = self.configs[0].noise_gain
+        return scaled_noise(sigma, noise, (rows, self.hidden_size), device, gain=gain, steps=steps)
+
+    def _rows_per_member(self, name: str, rows: int) -> int:
+        if rows < 1 or rows % self.num_members:
+            raise ValueError(
+                f"`{name}` has {rows} rows; an ensemble of {self.num_members} members needs a "
+                f"positive multiple of {self.num_members} (rows grouped by member)"
+            )
+        return rows // self.num_members
+
+    def _check_index(self, index: int) -> int:
+        k = self.num_members
+        if isinstance(index, bool) or not isinstance(index, int) or not -k <= index < k:
+            raise ValueError(f"`index` must be an integer in [0, {k}), got {index!r}")
+        return index % k
+
+
+def check_architecture(configs: Sequence[CTRNNConfig]) -> None:
+    """Raise ValueError unless ``configs`` are CTRNNConfigs of one architecture.
+
+    They may differ only in :data:`MEMBER_FIELDS`; the message names the first member and
+    option that differ from member 0.
+    """
+    for index, config in enumerate(configs):
+        if not isinstance(config, CTRNNConfig):
+            raise ValueError(
+                f"`configs[{index}]` must be a CTRNNConfig, got {type(config).__name__}"
+            )
+    first = _architecture(configs[0])
+    for index, config in enumerate(configs[1:], start=1):
+        other = _architecture(config)
+        for key in first:
+            if first[key] != other[key]:
+                raise ValueError(
+                    f"members must share one architecture (all options but {list(MEMBER_FIELDS)}"
+                    f"): member {index} has {key}={other[key]!r}, member 0 has {key}={first[key]!r}"
+                )
+
+
+def _architecture(config: CTRNNConfig) -> dict[str, object]:
+    return {k: v for k, v in config.to_dict().items() if k not in MEMBER_FIELDS}
