@@ -1,9 +1,10 @@
-"""Statistics of noise preference: the best test noise level, its uncertainty, its significance.
+"""Statistics of noise preference: the best test noise level, how much better it is, how sure.
 
 The bootstrap resamples *episodes*, with the same episode indices for every level: a sweep's
 episodes are paired across levels by common random numbers, so a resample keeps each episode's
 results at all levels together, and the level-to-level differences keep their small paired
-variance.
+variance. sigma* is chosen again in every resample, so the intervals of the effect size carry the
+uncertainty of which level is best.
 """
 
 from __future__ import annotations
@@ -33,10 +34,15 @@ _MAX_RESAMPLED = 1 << 22
 class Preference:
     """Which test noise level a network prefers, and how sure we are.
 
-    ``ratio`` says how many times worse zero noise is than the best level: for a lower-is-better
-    metric ``metric_at_zero / metric_at_best``, for a higher-is-better one
-    ``metric_at_best / metric_at_zero``; it is >= 1, equals 1 when zero noise is best, and is
-    meaningful for positive metrics (``inf`` if the denominator is 0).
+    The effect size is ``difference = metric(0) - metric(sigma*)`` (positive for a lower-is-better
+    metric, negative for a higher-is-better one, 0 when zero noise is best) and ``ratio``, how many
+    times worse zero noise is than the best level: for a lower-is-better metric
+    ``metric(0) / metric(sigma*)``, for a higher-is-better one ``metric(sigma*) / metric(0)``; it
+    is >= 1, equals 1 when zero noise is best, and is meaningful for positive metrics (``inf`` if
+    the denominator is 0). Their intervals are paired percentile bootstrap intervals with sigma*
+    chosen again in each resample; since zero noise is one of the candidates, a resample's
+    difference is never on the "zero is better" side, and the interval excludes 0 exactly when
+    fewer than ``(1 - confidence) / 2`` of the resamples pick zero noise (ties included).
     """
 
     metric: str
@@ -53,12 +59,20 @@ class Preference:
     """Mean of the metric at test noise 0."""
     metric_at_best: float
     """Mean of the metric at sigma*."""
+    difference: float
+    """``metric_at_zero - metric_at_best``: how much better sigma* is, in the metric's units."""
+    difference_ci: tuple[float, float]
+    """Paired bootstrap interval of ``difference`` (sigma* re-selected in each resample)."""
     ratio: float
     """How many times worse zero noise is than sigma* (see the class docstring)."""
+    ratio_ci: tuple[float, float]
+    """Paired bootstrap interval of ``ratio`` (sigma* re-selected in each resample)."""
     p_zero: float
     """Fraction of bootstrap resamples whose best level is 0."""
     significant: bool
-    """Whether sigma* > 0 is significant: ``p_zero < 1 - confidence``."""
+    """Whether sigma* beats zero noise: ``difference_ci`` excludes 0 on the side where sigma* is
+    better (equivalently, up to the rounding of the percentile's rank,
+    ``p_zero < (1 - confidence) / 2``)."""
     confidence: float
     """Confidence level of the interval and of the test."""
 
@@ -118,13 +132,15 @@ def preference(
     Each resample draws ``E`` episode indices with replacement, the same for every level (the
     episodes are paired by common random numbers), recomputes every level's mean and takes the
     best level (the lowest on ties). The interval of sigma* is the percentile interval of these
-    resampled sigma*, and ``p_zero`` the fraction of them that are 0.
+    resampled sigma*, and ``p_zero`` the fraction of them that are 0. The intervals of the
+    difference and the ratio are the percentile intervals of ``metric(0) - metric(sigma*_b)`` and
+    of the ratio over the resamples ``b``, each with its own best level ``sigma*_b``.
 
     Args:
         result: a sweep whose levels include 0.
         metric: the metric to compare (the sweep's primary one by default).
-        confidence: coverage of the interval; sigma* > 0 is significant when
-            ``p_zero < 1 - confidence``.
+        confidence: coverage of the intervals; sigma* > 0 is significant when the difference's
+            interval excludes 0.
         num_resamples: number of bootstrap resamples.
         seed: seed of the resampling's own ``numpy.random.Generator``.
 
@@ -144,24 +160,26 @@ def preference(
         )
     higher = result.higher_is_better(name)
     means = values.mean(axis=1)
-    best = best_level_index(means, higher)
-    resampled_best = best_level_index(_resampled_means(values, num_resamples, seed), higher)
-    sigma_stars = result.levels[resampled_best]
-    # "inverted_cdf" keeps both ends on the sweep's levels instead of interpolating between them
-    tails = [(1 - confidence) / 2, (1 + confidence) / 2]
-    low, high = np.quantile(sigma_stars, tails, method="inverted_cdf")
+    best = int(best_level_index(means, higher))
     at_zero, at_best = float(means[zero[0]]), float(means[best])
-    p_zero = float(np.mean(sigma_stars == 0))
+    sigma_stars, differences, ratios = _resampled_effects(
+        values, int(zero[0]), higher, num_resamples, seed
+    )
+    sigma_stars = result.levels[sigma_stars]
+    difference_ci = _percentile_interval(differences, confidence)
     return Preference(
         metric=name,
         higher_is_better=higher,
         sigma_star=float(result.levels[best]),
-        sigma_star_ci=(float(low), float(high)),
+        sigma_star_ci=_percentile_interval(sigma_stars, confidence),
         metric_at_zero=at_zero,
         metric_at_best=at_best,
+        difference=at_zero - at_best,
+        difference_ci=difference_ci,
         ratio=_ratio(at_best, at_zero) if higher else _ratio(at_zero, at_best),
-        p_zero=p_zero,
-        significant=p_zero < 1 - confidence,
+        ratio_ci=_percentile_interval(ratios, confidence),
+        p_zero=float(np.mean(sigma_stars == 0)),
+        significant=difference_ci[1] < 0 if higher else difference_ci[0] > 0,
         confidence=confidence,
     )
 
@@ -172,34 +190,51 @@ def preference_table(
 ) -> str:
     """A fixed-width text table of preferences, one row per label.
 
-    Columns: label, training sigma (blank if unknown), sigma*, its interval, the metric at 0 and
-    at sigma*, the ratio (how many times worse zero noise is) and whether sigma* > 0 is
-    significant.
+    Columns: label, training sigma (blank if unknown), sigma* and its interval, the metric at 0
+    and at sigma*, the effect size (``metric(0) - metric(sigma*)`` and the ratio, how many times
+    worse zero noise is, each with its interval) and whether sigma* beats zero noise
+    significantly (the difference's interval excludes 0).
     """
     if not prefs:
         raise ValueError("`prefs` must hold at least one Preference")
     names = {pref.metric for pref in prefs.values()}
     metric = names.pop() if len(names) == 1 else "metric"
     train_sigma = train_sigma or {}
+    percent = f"{next(iter(prefs.values())).confidence:.0%}"
     rows = [
-        ["label", "train sigma", "sigma*", "CI", f"{metric}@0", f"{metric}@sigma*", "ratio", "sig."]
+        [
+            "label",
+            "train sigma",
+            "sigma*",
+            f"{percent} CI",
+            f"{metric}@0",
+            f"{metric}@sigma*",
+            f"diff (@0 - @sigma*) [{percent} CI]",
+            f"ratio [{percent} CI]",
+            "sig.",
+        ]
     ]
     for label, pref in prefs.items():
         train = train_sigma.get(label)
-        low, high = pref.sigma_star_ci
         rows.append(
             [
                 str(label),
                 "" if train is None else f"{train:g}",
                 f"{pref.sigma_star:g}",
-                f"[{low:g}, {high:g}]",
+                _interval(pref.sigma_star_ci, "g"),
                 f"{pref.metric_at_zero:.4g}",
                 f"{pref.metric_at_best:.4g}",
-                f"{pref.ratio:.3g}",
+                f"{pref.difference:.3g} {_interval(pref.difference_ci, '.3g')}",
+                f"{pref.ratio:.3g} {_interval(pref.ratio_ci, '.3g')}",
                 "yes" if pref.significant else "no",
             ]
         )
     return format_rows(rows)
+
+
+def _interval(interval: tuple[float, float], spec: str) -> str:
+    low, high = interval
+    return f"[{low:{spec}}, {high:{spec}}]"
 
 
 def _apply(statistic: Callable[..., np.ndarray], resampled: np.ndarray) -> np.ndarray:
@@ -231,6 +266,37 @@ def _resampled_means(values: np.ndarray, num_resamples: int, seed: int) -> np.nd
         counts = np.bincount(flat, minlength=size * episodes).reshape(size, episodes)
         blocks.append(counts @ values.T / episodes)
     return np.concatenate(blocks)
+
+
+def _percentile_interval(samples: np.ndarray, confidence: float) -> tuple[float, float]:
+    """The central ``confidence`` percentile interval of bootstrap ``samples``.
+
+    "inverted_cdf" keeps both ends on resampled values (for sigma*: on the sweep's levels) and
+    stays defined where some samples are infinite (ratios over a zero metric).
+    """
+    tails = [(1 - confidence) / 2, (1 + confidence) / 2]
+    low, high = np.quantile(samples, tails, method="inverted_cdf")
+    return float(low), float(high)
+
+
+def _resampled_effects(
+    values: np.ndarray, zero: int, higher_is_better: bool, num_resamples: int, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per paired resample of ``values [L, E]``: best level index, difference and ratio, ``[R]``.
+
+    The difference is ``metric(0) - metric(best)`` and the ratio how many times worse zero noise
+    is, both against the resample's own best level; ``zero`` is the index of level 0.
+    """
+    means = _resampled_means(values, num_resamples, seed)
+    best = best_level_index(means, higher_is_better)
+    at_zero = means[:, zero]
+    at_best = np.take_along_axis(means, best[:, None], axis=1)[:, 0]
+    worse, better = (at_best, at_zero) if higher_is_better else (at_zero, at_best)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratios = worse / better
+    ratios[better == 0] = np.inf
+    ratios[(best == zero) | (worse == better)] = 1.0
+    return best, at_zero - at_best, ratios
 
 
 def _ratio(worse: float, better: float) -> float:

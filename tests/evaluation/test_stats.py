@@ -93,6 +93,9 @@ def test_preference_with_a_huge_effect():
     assert pref.metric_at_zero == pytest.approx(values[0].mean())
     assert pref.metric_at_best == pytest.approx(values[2].mean())
     assert pref.ratio == pytest.approx(1.04, rel=1e-3)
+    assert pref.difference == pytest.approx(0.04, abs=1e-4)
+    assert pref.difference_ci == pytest.approx((0.04, 0.04), abs=1e-4)
+    assert pref.ratio_ci == pytest.approx((1.04, 1.04), rel=1e-3)
     assert (pref.metric, pref.higher_is_better, pref.confidence) == ("mse", False, 0.95)
 
 
@@ -104,6 +107,7 @@ def test_preference_without_effect_keeps_zero():
     assert pref.sigma_star_ci == (0.0, 0.0)
     assert pref.p_zero == 1.0
     assert pref.ratio == 1.0
+    assert (pref.difference, pref.difference_ci, pref.ratio_ci) == (0.0, (0.0, 0.0), (1.0, 1.0))
     assert not pref.significant
 
 
@@ -113,6 +117,8 @@ def test_preference_of_a_higher_is_better_metric():
     assert pref.sigma_star == pytest.approx(0.3)
     assert pref.metric_at_best == pytest.approx(2.0)
     assert pref.ratio == pytest.approx(2.0 / (2.0 - 0.09))
+    assert pref.difference == pytest.approx(-0.09)  # metric(0) - metric(sigma*) < 0: sigma* better
+    assert pref.difference_ci == pytest.approx((-0.09, -0.09))
     assert pref.significant
 
 
@@ -141,6 +147,11 @@ def test_preference_p_zero_counts_resamples_preferring_zero():
     assert 0.35 < pref.p_zero < 0.65
     assert not pref.significant
     assert pref.sigma_star_ci == (0.0, 0.5)
+    # zero noise is a candidate in every resample: the difference is never negative, and its
+    # interval starts at exactly 0 once enough resamples pick zero
+    assert pref.difference_ci[0] == 0.0
+    assert pref.difference_ci[1] > 0.0
+    assert pref.ratio_ci[0] == 1.0
 
 
 def test_preference_ratio_is_infinite_when_best_is_exactly_zero():
@@ -179,6 +190,80 @@ def test_preference_rejects_unknown_metric_and_bad_values():
         preference(make_result(np.ones((5, 3))), num_resamples=0)
 
 
+def test_preference_effect_size_of_a_known_difference():
+    """Means 1.0, 0.8, 0.5, 0.9 with paired noise: the difference is 0.5 and the ratio 2."""
+    rng = np.random.default_rng(10)
+    episode = rng.normal(0.0, 0.3, size=400)  # shared by all levels (common random numbers)
+    true_means = np.array([1.0, 0.8, 0.5, 0.9])
+    values = true_means[:, None] + episode + rng.normal(0.0, 0.05, size=(4, 400))
+    pref = preference(make_result(values, levels=np.array([0.0, 0.1, 0.2, 0.3])))
+    assert pref.sigma_star == pytest.approx(0.2)
+    assert pref.difference == pytest.approx(values[0].mean() - values[2].mean())
+    low, high = pref.difference_ci
+    assert low < 0.5 < high
+    # paired: the width is that of the 0.05 * sqrt(2) per-episode difference, not of the 0.3 spread
+    assert high - low == pytest.approx(2 * 1.96 * 0.05 * math.sqrt(2) / math.sqrt(400), rel=0.2)
+    assert pref.ratio_ci[0] < values[0].mean() / values[2].mean() < pref.ratio_ci[1]
+    assert pref.significant
+
+
+def test_preference_difference_interval_covers_the_true_difference():
+    """On 200 synthetic sweeps, the 95 % interval holds the true difference 0.3 about 95 % of times."""
+    rng = np.random.default_rng(8)
+    true_means = np.array([1.0, 0.7, 1.2])
+    covered = 0
+    for draw in range(200):
+        episode = rng.normal(0.0, 1.0, size=100)
+        values = true_means[:, None] + episode + rng.normal(0.0, 0.4, size=(3, 100))
+        pref = preference(
+            make_result(values, levels=np.array([0.0, 0.5, 1.0])), num_resamples=500, seed=draw
+        )
+        low, high = pref.difference_ci
+        covered += low <= 0.3 <= high
+    assert 0.89 <= covered / 200 <= 0.99
+
+
+def test_preference_reselects_sigma_star_in_each_resample():
+    """Two equally good levels, enumerated by hand over the four resamples of two episodes.
+
+    Zero noise scores 1 on both episodes; level 0.1 scores (0, 1) and level 0.2 scores (1, 0).
+    Resamples (0, 0) and (1, 1) find a level at 0 (difference 1), resamples (0, 1) and (1, 0) find
+    both at 0.5 (difference 0.5): the interval is [0.5, 1] and significant. Keeping sigma* = 0.1
+    fixed would give differences 1, 0.5, 0.5, 0 and an interval [0, 1] that does not exclude 0.
+    """
+    values = np.array([[1.0, 1.0], [0.0, 1.0], [1.0, 0.0]])
+    pref = preference(
+        make_result(values, levels=np.array([0.0, 0.1, 0.2])), num_resamples=4000, seed=1
+    )
+    assert pref.sigma_star == pytest.approx(0.1)  # the tie goes to the lower level
+    assert pref.sigma_star_ci == pytest.approx((0.1, 0.2))
+    assert pref.difference == 0.5
+    assert pref.difference_ci == (0.5, 1.0)
+    assert pref.ratio == 2.0
+    assert pref.ratio_ci == (2.0, math.inf)  # a resample's best level can score exactly 0
+    assert pref.p_zero == 0.0
+    assert pref.significant
+
+
+@pytest.mark.parametrize("higher", [False, True])
+def test_significance_is_the_difference_interval_excluding_zero(higher):
+    """On weak effects, significant <=> the interval excludes 0 <=> p_zero < (1 - confidence) / 2."""
+    rng = np.random.default_rng(9)
+    for draw in range(40):
+        values = rng.normal(0.0, 1.0, size=(3, 30)) + np.array([[0.0], [0.3], [0.2]]) * (
+            1 if higher else -1
+        )
+        pref = preference(
+            make_result(values, levels=np.array([0.0, 0.4, 0.8]), higher=higher),
+            num_resamples=999,  # 999 * 0.025 is not an integer: no resample count sits on the edge
+            seed=draw,
+        )
+        low, high = pref.difference_ci
+        excludes = high < 0 if higher else low > 0
+        assert pref.significant == excludes
+        assert pref.significant == (pref.p_zero < 0.025), (draw, pref)
+
+
 def _pref(**changes):
     fields = {
         "metric": "mse",
@@ -187,7 +272,10 @@ def _pref(**changes):
         "sigma_star_ci": (0.2, 0.4),
         "metric_at_zero": 0.0123,
         "metric_at_best": 0.00456,
+        "difference": 0.0123 - 0.00456,
+        "difference_ci": (0.0061, 0.0093),
         "ratio": 0.0123 / 0.00456,
+        "ratio_ci": (2.1, 3.3),
         "p_zero": 0.0,
         "significant": True,
         "confidence": 0.95,
@@ -203,13 +291,15 @@ def test_preference_table_rows_and_columns():
     lines = table.splitlines()
     assert len(lines) == 4
     header = lines[0]
-    for column in ("label", "train sigma", "sigma*", "CI", "mse@0", "mse@sigma*", "ratio", "sig."):
+    columns = ("label", "train sigma", "sigma*", "95% CI", "mse@0", "mse@sigma*")
+    for column in (*columns, "diff (@0 - @sigma*) [95% CI]", "ratio [95% CI]", "sig."):
         assert column in header
     assert lines[1].replace(" ", "").strip("-") == ""
     assert lines[2].startswith("noise in ")
     assert "[0.2, 0.4]" in lines[2]
     assert "0.0123" in lines[2]
-    assert "2.7" in lines[2]
+    assert "0.00774 [0.0061, 0.0093]" in lines[2]
+    assert "2.7 [2.1, 3.3]" in lines[2]
     assert lines[2].endswith("yes")
     assert lines[3].endswith("no")
     assert lines[2].index("0.3") == header.index("train sigma")  # aligned under its heading
