@@ -176,3 +176,18 @@ def test_normal_steps_rejects_non_positive_steps():
     """Zero steps is an error that names `steps`."""
     with pytest.raises(ValueError, match="`steps` must be"):
         RandomSource.from_seed(0).normal_steps(0, 4)
+
+
+def test_no_generator_means_fresh_numbers_and_an_untouched_global_generator():
+    """RandomSource(None) seeds a generator of its own: two such sources differ, and torch's
+    global generator gives after them exactly what it would have given without them."""
+    torch.manual_seed(7)
+    expected = torch.rand(3)
+    torch.manual_seed(7)
+    first, second = RandomSource(None), as_random_source(None)
+    assert (
+        first.generator is not None
+        and first.generator.initial_seed() != second.generator.initial_seed()
+    )
+    assert not torch.equal(first.normal(4, 8), second.normal(4, 8))
+    assert torch.equal(torch.rand(3), expected)
