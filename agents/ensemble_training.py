@@ -1,0 +1,308 @@
+"""Supervised training of an ensemble: K CTRNNs trained as one program, each as it would be alone.
+
+Every member gets what :func:`agents.supervised.train` would give it: its own episodes and noise
+(generators seeded from its own ``TrainConfig.seed``, drawn block by block, see
+:class:`~agents.ensemble.BlockRandomSource`), its own loss (the members' losses are summed for one
+backward pass; the members share no weights, so each gets its own gradient), its own gradient
+clipping (the global norm of its own gradients) and its own Adam state (Adam is elementwise, so
+stacked state is exact). A member whose loss or gradient norm is not finite stops: its weights
+and Adam state stay at their last good values, it is reported, and the others go on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from agents.ensemble import BlockRandomSource, CTRNNEnsemble, member_sigma
+from agents.rollout import rollout
+from agents.supervised import TrainConfig, _training_sources
+from noise_envs.core import Task
+from noise_envs.random import RandomSource
+
+__all__ = [
+    "SHARED_OPTIONS",
+    "EnsembleTrainResult",
+    "clip_member_grad_norms",
+    "member_losses",
+    "member_train_configs",
+    "train_ensemble",
+]
+
+SHARED_OPTIONS = ("iterations", "batch_size", "learning_rate", "grad_clip", "checkpoint_every")
+"""Training options every member must share: the members take their gradient steps together."""
+
+_CLIP_EPS = 1e-6
+"""What ``torch.nn.utils.clip_grad_norm_`` adds to the norm before dividing by it."""
+
+
+@dataclasses.dataclass(frozen=True)
+class EnsembleTrainResult:
+    """What :func:`train_ensemble` returns.
+
+    Attributes:
+        ensemble: the trained ensemble (the one passed in, trained in place).
+        histories: per member, one dict per iteration it completed (``history.csv``'s columns).
+        iterations_done: iterations the ensemble has been trained for.
+        diverged: ``{member: iteration}`` for members whose loss or gradient norm was not
+            finite at that iteration; their weights are those after the iteration before.
+        run_dirs: the members' run folders, or None if nothing was saved.
+    """
+
+    ensemble: CTRNNEnsemble
+    histories: list[list[dict[str, float]]]
+    iterations_done: int
+    diverged: dict[int, int]
+    run_dirs: list[Path] | None = None
+
+
+def member_train_configs(
+    base: TrainConfig,
+    *,
+    sigmas: Sequence[float] | None = None,
+    seeds: Sequence[int] | None = None,
+) -> list[TrainConfig]:
+    """One training config per member: ``base`` with member ``k``'s sigma and seed.
+
+    Args:
+        base: the options every member shares.
+        sigmas: per-member training noise levels, or None for ``base.sigma``.
+        seeds: per-member seeds, or None for ``base.seed``.
+
+    Raises:
+        ValueError: if both are None or their lengths differ.
+    """
+    if not isinstance(base, TrainConfig):
+        raise ValueError(f"`base` must be a TrainConfig, got {type(base).__name__}")
+    if sigmas is None and seeds is None:
+        raise ValueError("give per-member `sigmas`, `seeds` or both (one entry per member)")
+    sigmas = list(sigmas) if sigmas is not None else None
+    seeds = list(seeds) if seeds is not None else None
+    if sigmas is not None and seeds is not None and len(sigmas) != len(seeds):
+        raise ValueError(
+            f"`sigmas` and `seeds` must have the same length (one per member), got "
+            f"{len(sigmas)} sigmas and {len(seeds)} seeds"
+        )
+    count = len(sigmas) if sigmas is not None else len(seeds)
+    if count == 0:
+        raise ValueError("an ensemble needs at least one member (K >= 1); got empty lists")
+    return [
+        dataclasses.replace(
+            base,
+            sigma=base.sigma if sigmas is None else sigmas[k],
+            seed=base.seed if seeds is None else seeds[k],
+        )
+        for k in range(count)
+    ]
+
+
+def train_ensemble(
+    ensemble: CTRNNEnsemble,
+    task: Task,
+    configs: TrainConfig | Sequence[TrainConfig],
+    *,
+    sigmas: Sequence[float] | None = None,
+    seeds: Sequence[int] | None = None,
+    device: torch.device | str = "cpu",
+    progress: bool = True,
+) -> EnsembleTrainResult:
+    """Train every member of ``ensemble`` on ``task`` as :func:`~agents.supervised.train` would.
+
+    Member ``k`` trained here ends with the weights (up to float rounding; the tests hold it to
+    ``rtol=1e-5, atol=1e-6`` after 20 iterations) that ``train(ensemble.member(k), task,
+    configs[k])`` gives on an open-loop task. On a closed-loop task whose episodes may end early
+    the step loop runs until every member's episodes have ended, so a member's noise stream can
+    run ahead of its lone run (no registered task ends early).
+
+    Args:
+        ensemble: the members; trained in place.
+        task: the batched task.
+        configs: one :class:`~agents.supervised.TrainConfig` per member, or a base config with
+            per-member ``sigmas`` and/or ``seeds`` (see :func:`member_train_configs`).
+        sigmas: per-member training noise levels (with a base config).
+        seeds: per-member seeds of the task's randomness and the noise (with a base config).
+        device: where to train.
+        progress: show a progress bar.
+
+    Raises:
+        ValueError: for configs of another number of members, members that disagree on a
+            :data:`SHARED_OPTIONS` option, or an ensemble that does not fit the task.
+    """
+    configs = _member_configs(ensemble, configs, sigmas, seeds)
+    device = torch.device(device)
+    ensemble.to(device)
+    _check_fits(ensemble, task)
+    shared = configs[0]
+    params = [param for param in ensemble.parameters() if param.requires_grad]
+    optimizer = torch.optim.Adam(params, lr=shared.learning_rate)
+    sources = [_training_sources(config.seed, device) for config in configs]
+    env_rng = BlockRandomSource([env for env, _ in sources], device)
+    noise = BlockRandomSource([noise for _, noise in sources], device)
+    sigma = member_sigma([config.sigma for config in configs], shared.batch_size, device)
+    active = torch.ones(ensemble.num_members, dtype=torch.bool, device=device)
+    histories: list[list[dict[str, float]]] = [[] for _ in configs]
+    diverged: dict[int, int] = {}
+    with tqdm(
+        total=shared.iterations, disable=None if progress else True, desc="train ensemble"
+    ) as bar:
+        for iteration in range(1, shared.iterations + 1):
+            tick = time.perf_counter()
+            losses = member_losses(ensemble, task, shared.batch_size, sigma, env_rng, noise, device)
+            optimizer.zero_grad(set_to_none=True)
+            torch.where(active, losses, torch.zeros_like(losses)).sum().backward()
+            norms = clip_member_grad_norms(params, shared.grad_clip)
+            finite = torch.isfinite(losses) & torch.isfinite(norms)
+            for member in torch.nonzero(active & ~finite).flatten().tolist():
+                diverged[member] = iteration
+            active &= finite
+            if not bool(active.any()):
+                break
+            masked_step(optimizer, params, active)
+            _log(histories, iteration, losses, norms, active, optimizer, tick)
+            bar.update()
+    return EnsembleTrainResult(
+        ensemble=ensemble,
+        histories=histories,
+        iterations_done=shared.iterations,
+        diverged=diverged,
+    )
+
+
+def member_losses(
+    ensemble: CTRNNEnsemble,
+    task: Task,
+    batch_size: int,
+    sigma: torch.Tensor,
+    env_rng: RandomSource,
+    noise: RandomSource,
+    device: torch.device,
+) -> torch.Tensor:
+    """Each member's mask-weighted mean squared teacher error over its own ``batch_size`` episodes.
+
+    Returns ``[K]``: what :func:`agents.rollout.teacher_loss` gives each member alone with its
+    block of ``env_rng`` and ``noise`` (open-loop tasks run as one sequence, others closed loop).
+    """
+    k = ensemble.num_members
+    rows = k * batch_size
+    if not task.open_loop:
+        state = rollout(
+            ensemble, task, rows, sigma=sigma, env_rng=env_rng, noise=noise, device=device
+        ).state
+        errors = state.error_sum.reshape(k, -1).sum(1)
+        return errors / state.weight_sum.reshape(k, -1).sum(1).clamp_min(1e-12)
+    episode = task.open_loop_episode(rows, env_rng, device)
+    actions = ensemble.unroll(episode.observations, sigma, noise)
+    steps = actions.shape[0]
+    weighted = (episode.masks * (actions - episode.targets).square()).reshape(steps, k, -1)
+    masks = episode.masks.reshape(steps, k, -1)
+    return weighted.sum((0, 2)) / masks.sum((0, 2)).clamp_min(1e-12)
+
+
+def clip_member_grad_norms(params: Sequence[nn.Parameter], max_norm: float) -> torch.Tensor:
+    """Clip each member's gradient to ``max_norm`` (0: no clipping); returns the norms ``[K]``.
+
+    Member ``k``'s norm is the global 2-norm of slice ``k`` of every parameter's gradient, and
+    its gradients are scaled as ``torch.nn.utils.clip_grad_norm_`` scales a lone network's.
+    """
+    grads = [param.grad for param in params if param.grad is not None]
+    per_param = torch.stack([g.reshape(g.shape[0], -1).norm(dim=1) for g in grads])
+    norms = per_param.norm(dim=0)
+    limit = max_norm if max_norm > 0 else math.inf
+    coef = (limit / (norms + _CLIP_EPS)).clamp(max=1.0)
+    for grad in grads:
+        grad.mul_(coef.reshape(-1, *([1] * (grad.dim() - 1))))
+    return norms
+
+
+def masked_step(
+    optimizer: torch.optim.Optimizer, params: Sequence[nn.Parameter], active: torch.Tensor
+) -> None:
+    """An optimizer step that leaves inactive members' weights and state exactly as they were."""
+    if bool(active.all()):
+        optimizer.step()
+        return
+    frozen = torch.nonzero(~active).flatten()
+    saved = []
+    with torch.no_grad():
+        for param in params:
+            state = optimizer.state.get(param, {})
+            tensors = [param, *(value for key, value in state.items() if key != "step")]
+            saved.extend((tensor, tensor[frozen].clone()) for tensor in tensors)
+            if param.grad is not None:
+                param.grad[frozen] = 0.0  # a diverged member's gradient is not finite
+        optimizer.step()
+        for tensor, old in saved:
+            tensor[frozen] = old
+    # A member frozen before Adam's first step gets zero moments there (its gradient is zeroed).
+
+
+def _log(
+    histories: list[list[dict[str, float]]],
+    iteration: int,
+    losses: torch.Tensor,
+    norms: torch.Tensor,
+    active: torch.Tensor,
+    optimizer: torch.optim.Optimizer,
+    tick: float,
+) -> None:
+    seconds = time.perf_counter() - tick
+    rate = float(optimizer.param_groups[0]["lr"])
+    for member, (loss, norm, alive) in enumerate(
+        zip(losses.tolist(), norms.tolist(), active.tolist(), strict=True)
+    ):
+        if alive:
+            histories[member].append(
+                {
+                    "iteration": iteration,
+                    "loss": loss,
+                    "grad_norm": norm,
+                    "learning_rate": rate,
+                    "seconds": seconds,
+                }
+            )
+
+
+def _member_configs(
+    ensemble: CTRNNEnsemble,
+    configs: TrainConfig | Sequence[TrainConfig],
+    sigmas: Sequence[float] | None,
+    seeds: Sequence[int] | None,
+) -> list[TrainConfig]:
+    if not isinstance(ensemble, CTRNNEnsemble):
+        raise ValueError(f"`ensemble` must be a CTRNNEnsemble, got {type(ensemble).__name__}")
+    if isinstance(configs, TrainConfig):
+        configs = member_train_configs(configs, sigmas=sigmas, seeds=seeds)
+    elif sigmas is not None or seeds is not None:
+        raise ValueError("give `sigmas` / `seeds` with one base TrainConfig, not with a list")
+    configs = list(configs)
+    if len(configs) != ensemble.num_members:
+        raise ValueError(
+            f"`configs` must have one TrainConfig per member ({ensemble.num_members}), "
+            f"got {len(configs)}"
+        )
+    for index, config in enumerate(configs):
+        if not isinstance(config, TrainConfig):
+            raise ValueError(
+                f"`configs[{index}]` must be a TrainConfig, got {type(config).__name__}"
+            )
+        for option in SHARED_OPTIONS:
+            if getattr(config, option) != getattr(configs[0], option):
+                raise ValueError(
+                    f"every member must share `{option}` (they step together): member {index} "
+                    f"has {getattr(config, option)!r}, member 0 has {getattr(configs[0], option)!r}"
+                )
+    return configs
+
+
+def _check_fits(ensemble: CTRNNEnsemble, task: Task) -> None:
+    for name, needed in (("input_size", task.obs_size), ("output_size", task.action_size)):
+        size = getattr(ensemble, name)
+        if size != needed:
+            raise ValueError(f"the ensemble's `{name}` is {size}, but {task.id} needs {needed}")
