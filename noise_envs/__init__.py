@@ -10,6 +10,7 @@ from noise_envs.cued import CuedResponseState, CuedResponseTask
 from noise_envs.env import TaskEnv
 from noise_envs.function_approx import FUNCTIONS, FunctionApproxConfig, FunctionApproxTask
 from noise_envs.maze import MazeConfig, MazeState, MazeTask
+from noise_envs.multitask import MultitaskConfig, MultitaskState, MultitaskTask
 from noise_envs.path_integration import (
     PathIntegrationConfig,
     PathIntegrationState,
@@ -32,6 +33,9 @@ __all__ = [
     "MazeState",
     "MazeTask",
     "Metric",
+    "MultitaskConfig",
+    "MultitaskState",
+    "MultitaskTask",
     "PathIntegrationConfig",
     "PathIntegrationState",
     "PathIntegrationTask",

@@ -9,6 +9,7 @@ import gymnasium
 from noise_envs.core import Task
 from noise_envs.function_approx import FunctionApproxTask
 from noise_envs.maze import MazeTask
+from noise_envs.multitask import MultitaskTask
 from noise_envs.path_integration import PathIntegrationTask
 from noise_envs.regulator import RegulatorTask
 
@@ -23,6 +24,7 @@ TASKS: dict[str, type[Task]] = {
         RegulatorTask,
         MazeTask,
         PathIntegrationTask,
+        MultitaskTask,
     )
 }
 """Every task class by its environment id."""

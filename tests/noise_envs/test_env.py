@@ -21,6 +21,10 @@ def short_options(env_id, steps):
     """Options for an episode of ``steps`` steps whose last two are scored."""
     if env_id == "NoisyFunctionApprox-v0":
         return {"steps": steps, "response_steps": 2}
+    if env_id == "NoisyMultitask-v0":  # trials of 2 to 5 steps, or of at least 10
+        if steps < 5:
+            return {"tasks": ("fdgo", "reactgo"), "dt": 500.0}
+        return {"tasks": "reactgo", "dt": 100.0}
     if env_id == "NoisyMaze-v0":  # every step is scored; goals end some episodes sooner
         return {"max_steps": steps}
     return {"steps": steps, "settle_steps": steps - 2}

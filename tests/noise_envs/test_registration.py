@@ -12,6 +12,7 @@ from noise_envs import (
     TASKS,
     FunctionApproxTask,
     MazeTask,
+    MultitaskTask,
     PathIntegrationTask,
     RegulatorTask,
     TaskEnv,
@@ -30,6 +31,7 @@ def test_the_registry_holds_both_tasks():
         "NoisyRegulator-v0": RegulatorTask,
         "NoisyMaze-v0": MazeTask,
         "NoisyPathIntegration-v0": PathIntegrationTask,
+        "NoisyMultitask-v0": MultitaskTask,
     }
 
 
