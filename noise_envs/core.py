@@ -37,6 +37,9 @@ class Metric:
     name: str
     higher_is_better: bool
     description: str = ""
+    label: bool = False
+    """A per-episode label (e.g. which sub-task a trial was), not a score: a sweep keeps it as a
+    column to group the scores by; its direction means nothing."""
 
     def best_index(self, values: np.ndarray) -> int:
         """Index of the best entry of ``values``."""
