@@ -17,6 +17,7 @@ from noise_envs._checks import (
     check_positive,
     check_positive_int,
 )
+from noise_envs._memory import check_memory
 from noise_envs.config import JsonConfig
 from noise_envs.core import Metric, Task, TaskState
 from noise_envs.maze_layout import distances_to, format_layout, generate_walls, parse_layout
@@ -33,6 +34,15 @@ from noise_envs.maze_render import ansi_frame, rgb_frame
 from noise_envs.random import RandomSource, as_random_source
 
 __all__ = ["MazeConfig", "MazeState", "MazeTask"]
+
+_TRAIL_BYTES = 16
+"""Bytes per row and trail entry: the (x, y) float32 pair and its copy on every step."""
+_BUILD_BYTES_PER_CELL = 400
+"""Bytes per cell to build a fixed maze: generation, the depth-first search, path tables."""
+_ROW_BYTES_PER_CELL = 64
+"""Bytes per cell and batch row at a reset: the distance and next-cell tables and temporaries."""
+_RANDOM_ROW_BYTES_PER_CELL = 192
+"""The same with ``randomize_layout``, which also generates every row's maze and its tables."""
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
@@ -61,6 +71,8 @@ class MazeConfig(JsonConfig):
     """Past positions the state keeps for drawing the trail (0 keeps none)."""
     obs_noise: float = 0.0
     """Standard deviation of Gaussian noise added to every observation."""
+    shaping: float = 0.0
+    """Weight of potential-based corridor-distance shaping added to the reward (0: none)."""
 
     def __post_init__(self) -> None:
         check_positive_int("size", self.size)
@@ -92,6 +104,10 @@ class MazeConfig(JsonConfig):
             raise ValueError(f"`trail_length` must be an integer >= 0, got {self.trail_length!r}")
         check_nonnegative("trail_length", self.trail_length)
         check_nonnegative("obs_noise", self.obs_noise)
+        check_nonnegative("shaping", self.shaping)
+        check_memory("trail_length", self.trail_length, self.trail_length * _TRAIL_BYTES)
+        if self.layout is None:
+            check_memory("size", self.size, self.size**2 * _BUILD_BYTES_PER_CELL)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,6 +120,7 @@ class MazeState(TaskState):
         goal: the goal point, the goal cell's centre, ``[B, 2]``.
         goal_cell: the goal cell, ``[B]`` int64.
         walls: each row's maze, ``[B, C, 4]`` bool (see :mod:`noise_envs.maze_layout`).
+        distance: cell steps from every cell to the goal cell, ``[B, C]`` int64.
         next_cell: the next cell on a shortest path to the goal from every cell, ``[B, C]``.
         reference_length: length of the oracle's path from the start, ``[B]``.
         travelled: length of the path taken so far, ``[B]``.
@@ -117,6 +134,7 @@ class MazeState(TaskState):
     goal: torch.Tensor
     goal_cell: torch.Tensor
     walls: torch.Tensor
+    distance: torch.Tensor
     next_cell: torch.Tensor
     reference_length: torch.Tensor
     travelled: torch.Tensor
@@ -145,7 +163,17 @@ class MazeTask(Task[MazeState, MazeConfig]):
     values are clipped for the motion (the teacher loss scores them as they are).
 
     ## Rewards
-    ``-step_cost`` on every step, plus 1 on the step that reaches the goal.
+    ``-step_cost`` on every step, plus 1 on the step that reaches the goal. With ``shaping > 0``
+    (off by default, so scores stay comparable), each step also earns
+    ``shaping * (d(s) - d(s'))``, where ``d`` is the corridor distance from the agent's point to
+    the goal point: the straight line to the centre of the next cell on a shortest path plus
+    that cell's distance in cell steps to the goal cell, and ``d = 0`` once the goal is reached.
+    This is potential-based shaping with potential ``-shaping * d`` (Ng, Harada & Russell 1999,
+    "Policy invariance under reward transformations: theory and application to reward
+    shaping", ICML), which leaves the optimal policies unchanged for undiscounted returns; a
+    learner that discounts by ``gamma < 1`` sees Ng's ``gamma * phi(s') - phi(s)`` plus a small
+    extra cost ``(1 - gamma) * shaping * d(s')`` per step for being far from the goal. An episode
+    that reaches the goal earns ``shaping * d(start)`` in all.
 
     ## Episode End
     Terminates on coming within ``goal_radius`` of the goal point; truncated after ``horizon``
@@ -157,8 +185,15 @@ class MazeTask(Task[MazeState, MazeConfig]):
     agent's current cell (the goal point in the goal cell), at full speed, or exactly onto it
     when that is nearer than one step. Mask 1 on both axes at every step: training on it along
     the states the network visits is closed-loop imitation (as in DAgger); no gradient flows
-    through the motion. Shortest paths are tables (all pairs, built once for a fixed maze; per
-    episode towards its goal with ``randomize_layout``), so a step only gathers.
+    through the motion. At every reset each row gets its table of distances to its goal and of
+    the next cell towards it (:class:`~noise_envs.maze_paths.MazePaths` for a fixed maze, linear
+    in the cells), so a step only gathers.
+
+    ## Memory
+    Building a maze and resetting a batch take memory linear in the cells (times the batch);
+    options or batch sizes whose estimate exceeds the limit (8 GiB, or
+    ``$NOISE_ENVS_MEMORY_LIMIT`` bytes) are refused up front with a ValueError that names the
+    option, its value, the estimate and the limit.
 
     ## Metrics
     * ``path_efficiency`` (primary, higher is better): the length of the oracle's path from the
@@ -170,10 +205,10 @@ class MazeTask(Task[MazeState, MazeConfig]):
     ## Arguments
     See :class:`MazeConfig`: ``size``, ``maze_seed``, ``layout``, ``randomize_layout``,
     ``max_speed``, ``goal_radius``, ``step_cost``, ``horizon_factor``, ``max_steps``,
-    ``trail_length``, ``obs_noise``.
+    ``trail_length``, ``obs_noise``, ``shaping``.
 
     ## Version History
-    * v0: initial version.
+    * v0: initial version; ``shaping`` added (off by default, the unshaped rewards unchanged).
 
     Example:
         >>> import gymnasium
@@ -228,7 +263,7 @@ class MazeTask(Task[MazeState, MazeConfig]):
         self.walls: torch.Tensor | None = walls
         """The fixed maze ``[C, 4]``, or None with ``randomize_layout``."""
         self.paths: MazePaths | None = None
-        """Shortest-path tables of the fixed maze, None with ``randomize_layout``."""
+        """Shortest paths in the fixed maze, None with ``randomize_layout``."""
         if walls is not None:
             self.paths = MazePaths(walls, self.width, config.max_speed, config.goal_radius)
         longest = self.num_cells - 1 if walls is None else self.paths.longest
@@ -264,6 +299,7 @@ class MazeTask(Task[MazeState, MazeConfig]):
         start, goal = (
             torch.as_tensor(c, device=device).long().reshape(-1) for c in (start_cell, goal_cell)
         )
+        self._check_batch(start.shape[0])
         if start.shape != goal.shape or not ((0 <= start) & (start < self.num_cells)).all():
             raise ValueError(
                 f"`start_cell` must be cells in [0, {self.num_cells}), got {start.tolist()}"
@@ -280,9 +316,25 @@ class MazeTask(Task[MazeState, MazeConfig]):
     def step(
         self, state: MazeState, action: torch.Tensor, *, validate: bool = True
     ) -> tuple[MazeState, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """As :meth:`Task.step`, with +1 reward on the step that reaches the goal."""
+        """As :meth:`Task.step`, with +1 reward on the step that reaches the goal (and shaping)."""
         moved, obs, reward, done = super().step(state, action, validate=validate)
-        return moved, obs, reward + (moved.reached & ~state.reached).float(), done
+        reward = reward + (moved.reached & ~state.reached).float()
+        if self.config.shaping > 0:
+            after = torch.where(moved.reached, 0.0, self.corridor_distance(moved))
+            gained = torch.where(state.done, 0.0, self.corridor_distance(state) - after)
+            reward = reward + self.config.shaping * gained
+        return moved, obs, reward, done
+
+    def corridor_distance(self, state: MazeState) -> torch.Tensor:
+        """Distance ``[B]`` (cells) from the agent's point to the goal along the corridors.
+
+        The straight line to the centre of the next cell on a shortest path (the goal point in
+        the goal cell) plus that cell's distance in cell steps to the goal cell.
+        """
+        ahead = state.next_cell.gather(1, state.cell.unsqueeze(1))
+        remaining = state.distance.gather(1, ahead).squeeze(1)
+        line = (state.position - cell_centres(ahead.squeeze(1), self.width)).norm(dim=-1)
+        return remaining.to(line.dtype) + line
 
     def teacher(self, state: MazeState) -> tuple[torch.Tensor, torch.Tensor]:
         """The oracle's velocity ``[B, 2]`` in action units, mask 1 (see the class docstring)."""
@@ -312,7 +364,14 @@ class MazeTask(Task[MazeState, MazeConfig]):
             raise ValueError("this maze task draws a new maze every episode (`randomize_layout`)")
         return self.walls
 
+    def _check_batch(self, batch_size: int) -> None:
+        """Refuse a batch whose tables would not fit in memory (see the class docstring)."""
+        per_cell = _RANDOM_ROW_BYTES_PER_CELL if self.walls is None else _ROW_BYTES_PER_CELL
+        row = self.num_cells * per_cell + self.config.trail_length * _TRAIL_BYTES
+        check_memory("batch_size", batch_size, batch_size * row)
+
     def _initial(self, batch_size: int, rng: RandomSource, device: torch.device) -> MazeState:
+        self._check_batch(batch_size)
         walls = None
         if self.walls is None:
             walls = generate_walls(self.width, self.height, batch_size, rng, device)
@@ -330,10 +389,11 @@ class MazeTask(Task[MazeState, MazeConfig]):
     ) -> MazeState:
         if walls is None:
             walls = self.walls.to(device).expand(start.shape[0], -1, -1)
-            next_cell = self.paths.next_cell.to(device)[goal]
+            distance, next_cell = self.paths.towards(goal)
             reference_length = self.paths.oracle_lengths(start, goal)
         else:
-            next_cell = next_cells(walls, distances_to(walls, goal, self.width), self.width)
+            distance = distances_to(walls, goal, self.width)
+            next_cell = next_cells(walls, distance, self.width)
             reference_length = oracle_path_length(
                 start, goal, next_cell, self.width, self.config.max_speed, self.config.goal_radius
             )
@@ -346,6 +406,7 @@ class MazeTask(Task[MazeState, MazeConfig]):
             goal=cell_centres(goal, self.width),
             goal_cell=goal,
             walls=walls,
+            distance=distance,
             next_cell=next_cell,
             reference_length=reference_length,
             travelled=torch.zeros_like(reference_length),

@@ -9,10 +9,17 @@ import math
 
 import torch
 
-from noise_envs.maze_layout import distances_to, neighbours
+from noise_envs.maze_layout import (
+    MazeTree,
+    distances_to,
+    maze_tree,
+    neighbours,
+    tree_distances,
+)
 
 __all__ = [
     "EAGER_CELLS",
+    "MEMO_PAIRS",
     "WALL_MARGIN",
     "MazePaths",
     "cell_centres",
@@ -29,6 +36,9 @@ WALL_MARGIN = 1e-3
 
 EAGER_CELLS = 64
 """Mazes with at most this many cells get all their oracle path lengths when built."""
+
+MEMO_PAIRS = 1_000_000
+"""At most this many (start, goal) path lengths are kept; the memo starts over when full."""
 
 _EAST_SOUTH = torch.tensor([0, 1])
 _WEST_NORTH = torch.tensor([2, 3])
@@ -196,12 +206,17 @@ def oracle_path_length(
 
 
 class MazePaths:
-    """Shortest-path tables of one fixed maze, so that a batch of episodes only gathers.
+    """Shortest paths in one fixed maze, built in time and memory linear in its cells.
 
-    The next-cell table covers all (goal, cell) pairs and is built at once. So are the oracle's
-    path lengths for mazes of up to :data:`EAGER_CELLS` cells; in larger ones (where all pairs
-    would take long) each (start, goal) pair's length is computed the first time an episode
-    needs it and kept (it never changes, so this memo does not change any result).
+    Episodes draw their goals at random, so the teacher needs the distances to a new goal at
+    every reset: in a perfect maze (a tree, as every generated maze is) they come from one
+    depth-first search at construction and a few ``O(C)`` tensor operations per goal
+    (:func:`~noise_envs.maze_layout.tree_distances`); in a drawn layout with loops, from
+    breadth-first relaxation towards each goal (:func:`~noise_envs.maze_layout.distances_to`).
+    No table over all (goal, cell) pairs is kept. The oracle's path lengths are computed for
+    all pairs at once in mazes of up to :data:`EAGER_CELLS` cells; in larger ones each (start,
+    goal) pair's length is computed the first time an episode needs it and kept (it never
+    changes, so this memo changes no result; it is bounded by :data:`MEMO_PAIRS`).
 
     Args:
         walls: the maze, ``[C, 4]`` bool.
@@ -211,32 +226,73 @@ class MazePaths:
     """
 
     def __init__(self, walls: torch.Tensor, width: int, max_speed: float, goal_radius: float):
-        cells = walls.shape[0]
+        self.walls = walls.cpu()
+        """The maze, ``[C, 4]`` bool (on the CPU)."""
         self.width, self.max_speed, self.goal_radius = width, max_speed, goal_radius
-        all_walls = walls.cpu().expand(cells, -1, -1)
-        self.distance = distances_to(all_walls, torch.arange(cells), width)
-        """Cell steps from every cell to every goal, ``[goal, cell]``."""
-        self.next_cell = next_cells(all_walls, self.distance, width)
-        """The next cell towards every goal, ``[goal, cell]``."""
-        self._lengths = torch.full((cells, cells), math.nan)
+        self.tree: MazeTree | None = maze_tree(self.walls[None], width)
+        """The maze as a tree rooted at cell 0, None if it has loops."""
+        self.longest = self._longest()
+        """The longest shortest path (the maze's diameter), in cell steps."""
+        self._lengths: dict[tuple[int, int], float] = {}
+        cells = self.num_cells
         if cells <= EAGER_CELLS:
             pairs = torch.arange(cells * cells)
-            self.oracle_lengths(pairs // cells, pairs % cells)
+            start, goal = pairs // cells, pairs % cells
+            off_diagonal = start != goal
+            self.oracle_lengths(start[off_diagonal], goal[off_diagonal])
 
     @property
-    def longest(self) -> int:
-        """The longest shortest path, in cell steps."""
-        return int(self.distance.max())
+    def num_cells(self) -> int:
+        """Number of cells C."""
+        return self.walls.shape[0]
+
+    def distances(self, goals: torch.Tensor) -> torch.Tensor:
+        """Cell steps from every cell to each goal ``[B]``, ``[B, C]`` int64 on the CPU."""
+        goals = goals.cpu()
+        if self.tree is not None:
+            return tree_distances(self.tree, goals)
+        unique, inverse = torch.unique(goals, return_inverse=True)
+        walls = self.walls.expand(unique.shape[0], -1, -1)
+        return distances_to(walls, unique, self.width)[inverse]
+
+    def towards(self, goals: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The distances to each goal ``[B]`` and the next cells towards it, ``[B, C]`` each.
+
+        The same tables as :func:`~noise_envs.maze_layout.distances_to` and
+        :func:`next_cells` give, on the goals' device.
+        """
+        distance = self.distances(goals)
+        walls = self.walls.expand(goals.shape[0], -1, -1)
+        next_cell = next_cells(walls, distance, self.width)
+        return distance.to(goals.device), next_cell.to(goals.device)
+
+    @property
+    def distance(self) -> torch.Tensor:
+        """Cell steps between all pairs, ``[goal, cell]``: ``C x C`` memory, small mazes only."""
+        return self.distances(torch.arange(self.num_cells))
 
     def oracle_lengths(self, start: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:
         """:func:`oracle_path_length` of each (start, goal) pair, ``[B]`` on their device."""
-        pairs = (start.cpu(), goal.cpu())
-        missing = self._lengths[pairs].isnan()
-        if bool(missing.any()):
-            cells = self._lengths.shape[0]
-            new = torch.unique(pairs[0][missing] * cells + pairs[1][missing])
-            first, last = new // cells, new % cells
-            self._lengths[first, last] = oracle_path_length(
-                first, last, self.next_cell[last], self.width, self.max_speed, self.goal_radius
+        pairs = list(zip(start.tolist(), goal.tolist(), strict=True))
+        missing = sorted({pair for pair in pairs if pair not in self._lengths})
+        if missing:
+            if len(self._lengths) + len(missing) > MEMO_PAIRS:
+                self._lengths.clear()
+                missing = sorted(set(pairs))
+            first, last = torch.tensor(missing).reshape(-1, 2).unbind(1)
+            _, next_cell = self.towards(last)
+            lengths = oracle_path_length(
+                first, last, next_cell, self.width, self.max_speed, self.goal_radius
             )
-        return self._lengths[pairs].to(start.device)
+            self._lengths.update(zip(missing, lengths.tolist(), strict=True))
+        values = [self._lengths.get(pair, math.nan) for pair in pairs]
+        return torch.tensor(values, dtype=torch.float32, device=start.device)
+
+    def _longest(self) -> int:
+        if self.tree is not None:
+            # in a tree, the farthest cell from any cell is one end of a longest path
+            far = self.tree.depth.argmax(dim=1)
+            return int(tree_distances(self.tree, far).max())
+        rows = max(1, 2**22 // self.num_cells)
+        goals = torch.arange(self.num_cells)
+        return max(int(self.distances(chunk).max()) for chunk in goals.split(rows))

@@ -11,8 +11,10 @@ from noise_envs.maze_layout import (
     distances_to,
     format_layout,
     generate_walls,
+    maze_tree,
     neighbours,
     parse_layout,
+    tree_distances,
 )
 
 # 2 rows x 3 columns; cells 0 1 2 / 3 4 5. Open: 0-1, 1-2, 1-4, 3-4; 2-5 open, 0-3 closed.
@@ -131,6 +133,35 @@ def test_distances_equal_a_breadth_first_search(seed):
     for row in range(4):
         expected = bfs_distances(open_edges(walls[row], 6), 24, int(goals[row]))
         assert distance[row].tolist() == expected
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_tree_distances_equal_a_breadth_first_search(seed):
+    """In generated (perfect) mazes, the tree formula gives BFS distances to every goal."""
+    width, height = 7, 5
+    walls = generate_walls(width, height, 3, RandomSource.from_seed(seed))
+    tree = maze_tree(walls, width)
+    goals = torch.tensor([0, 17, 34])
+    distance = tree_distances(tree, goals)
+    for row in range(3):
+        expected = bfs_distances(open_edges(walls[row], width), 35, int(goals[row]))
+        assert distance[row].tolist() == expected
+    one = maze_tree(walls[:1], width)
+    every_goal = tree_distances(one, torch.arange(35))
+    for goal in (3, 22):
+        assert every_goal[goal].tolist() == bfs_distances(open_edges(walls[0], width), 35, goal)
+
+
+def test_maze_tree_by_hand_and_none_with_a_loop():
+    """S bend 0-1-2-5-4-3: depth along the corridor, every subtree one interval; loops: None."""
+    s_bend = ["+--+--+--+", "|        |", "+--+--+  +", "|        |", "+--+--+--+"]
+    _, _, walls = parse_layout(s_bend)
+    tree = maze_tree(walls[None], 3)
+    assert tree.depth[0].tolist() == [0, 1, 2, 5, 4, 3]
+    assert tree.first[0].tolist() == [0, 1, 2, 5, 4, 3]
+    assert tree.end[0].tolist() == [6] * 6
+    loop = ["+--+--+", "|     |", "+  +  +", "|     |", "+--+--+"]
+    assert maze_tree(parse_layout(loop)[2][None], 2) is None
 
 
 def test_distances_in_a_maze_with_a_loop():

@@ -1,6 +1,7 @@
 """Motion through walls and the shortest-path oracle, against hand-built mazes and plain BFS."""
 
 import math
+import time
 from collections import deque
 
 import pytest
@@ -236,15 +237,61 @@ def test_maze_paths_tables_and_memo(eager_cells, monkeypatch):
     monkeypatch.setattr(maze_paths, "EAGER_CELLS", eager_cells)
     walls = generate_walls(4, 4, 1, RandomSource.from_seed(3))[0]
     paths = MazePaths(walls, 4, 0.25, 0.2)
-    assert int(paths._lengths.isnan().sum()) == (0 if eager_cells else 16 * 16)
+    assert len(paths._lengths) == (16 * 15 if eager_cells else 0)
     start, goal = torch.tensor([0, 5, 0]), torch.tensor([15, 2, 15])
     first = paths.oracle_lengths(start, goal)
     again = paths.oracle_lengths(start, goal)
-    fresh = oracle_path_length(start, goal, paths.next_cell[goal], 4, 0.25, 0.2)
+    table = next_cells(walls.expand(3, -1, -1), distances_to(walls.expand(3, -1, -1), goal, 4), 4)
+    fresh = oracle_path_length(start, goal, table, 4, 0.25, 0.2)
     assert torch.equal(first, fresh) and torch.equal(again, fresh)
-    assert paths.longest == int(paths.distance.max())
-    expected = max(bfs_path_length(walls, 4, 0, g) for g in range(16))
-    assert int(paths.distance[:, 0].max()) == expected
+    pairs = [(a, b) for a in range(16) for b in range(16)]
+    assert paths.longest == max(bfs_path_length(walls, 4, a, b) for a, b in pairs)
+
+
+def test_memo_starts_over_when_full(monkeypatch):
+    monkeypatch.setattr(maze_paths, "EAGER_CELLS", 0)
+    monkeypatch.setattr(maze_paths, "MEMO_PAIRS", 3)
+    walls = generate_walls(4, 4, 1, RandomSource.from_seed(3))[0]
+    paths = MazePaths(walls, 4, 0.25, 0.2)
+    paths.oracle_lengths(torch.tensor([0, 1]), torch.tensor([15, 15]))
+    start, goal = torch.tensor([2, 0, 3]), torch.tensor([15, 15, 15])
+    lengths = paths.oracle_lengths(start, goal)
+    assert len(paths._lengths) == 3 and not lengths.isnan().any()
+    assert float(lengths[1]) == float(paths.oracle_lengths(torch.tensor([0]), goal[:1])[0])
+
+
+@pytest.mark.parametrize(
+    "layout", [CORNER, OPEN, U_TURN], ids=["corner (loops)", "open (loops)", "u-turn (tree)"]
+)
+def test_towards_equals_bfs_tables_with_and_without_loops(layout):
+    """Tree formula or relaxation: the same distances and next cells as the plain tables."""
+    width, walls = walls_of(layout)
+    paths = MazePaths(walls[0], width, 0.25, 0.2)
+    goals = torch.arange(walls.shape[1])
+    distance, next_cell = paths.towards(goals)
+    every = walls.expand(goals.shape[0], -1, -1)
+    assert torch.equal(distance, distances_to(every, goals, width))
+    assert torch.equal(next_cell, next_cells(every, distance, width))
+    cells = walls.shape[1]
+    expected = max(
+        bfs_path_length(walls[0], width, a, b) for a in range(cells) for b in range(cells)
+    )
+    assert paths.longest == expected
+    assert (paths.tree is None) == (layout is not U_TURN)
+
+
+@pytest.mark.parametrize(("size", "limit"), [(30, 5.0), (100, 60.0)])
+def test_large_mazes_build_in_bounded_time(size, limit):
+    """Linear in the cells: the all-pairs tables took 122 s for 30 x 30 (bounds for a busy CPU)."""
+    start = time.perf_counter()
+    walls = generate_walls(size, size, 1, RandomSource.from_seed(0))[0]
+    paths = MazePaths(walls, size, 0.25, 0.2)
+    goals = torch.tensor([0, size * size - 1])
+    distance, _ = paths.towards(goals)
+    paths.oracle_lengths(torch.tensor([size * size - 1, 0]), goals)
+    assert time.perf_counter() - start < limit
+    assert int(distance[0, -1]) == int(distance[1, 0]) > 0
+    assert int(distance.max()) <= paths.longest < size * size
 
 
 def test_cell_helpers():
