@@ -7,10 +7,41 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import uuid
+from collections.abc import Iterable
 from pathlib import Path
 
-__all__ = ["atomic_write_bytes", "atomic_write_text"]
+__all__ = ["atomic_write_bytes", "atomic_write_text", "stale_temp_files", "temp_name"]
+
+_TEMP = re.compile(r"^\.(?P<name>.+)\.(?:(?P<pid>\d+)\.[0-9a-f]{8}|[0-9a-f]{32})\.tmp$")
+"""A temporary file of :func:`atomic_write_bytes`: ``.NAME.<pid>.<8 hex>.tmp`` (or, as written
+before, ``.NAME.<32 hex>.tmp``)."""
+
+
+def temp_name(path: str | os.PathLike) -> Path:
+    """A fresh temporary path for an atomic write of ``path``: ``.NAME.<pid>.<8 hex>.tmp``.
+
+    The name says which file it was for and which process wrote it, so that a run folder can
+    recognise and remove what a killed writer left behind (:func:`stale_temp_files`).
+    """
+    path = Path(path)
+    return path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+
+
+def stale_temp_files(folder: str | os.PathLike, names: Iterable[str]) -> list[Path]:
+    """The temporary files in ``folder`` that atomic writes of the files ``names`` left behind.
+
+    Only the caller knows that no writer of these files is alive (a run folder knows it while it
+    holds the folder's lock), so this function only finds them.
+    """
+    wanted = set(names)
+    found = []
+    for entry in sorted(Path(folder).iterdir()):
+        match = _TEMP.match(entry.name)
+        if match and match["name"] in wanted and entry.is_file():
+            found.append(entry)
+    return found
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
@@ -22,7 +53,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    temp = temp_name(path)
     try:
         with open(temp, "xb") as file:
             file.write(data)

@@ -10,7 +10,6 @@ sequence, which gives the same loss faster.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import time
 from pathlib import Path
@@ -24,24 +23,9 @@ from tqdm import tqdm
 from agents.errors import TrainingDiverged
 from agents.models import build_model
 from agents.rollout import teacher_loss
-from agents.runs import (
-    CHECKPOINT_FILE,
-    HISTORY_FILE,
-    RUN_FILE,
-    WEIGHTS_FILE,
-    Run,
-    load_checkpoint,
-    load_run,
-    load_state,
-    read_history,
-    read_run_record,
-    run_record,
-    save_checkpoint,
-    save_weights,
-    update_run_record,
-    write_history,
-    write_run_record,
-)
+from agents.run_files import HISTORY_FILE
+from agents.run_lifecycle import RunRequest, RunWriter, open_run
+from agents.runs import Run, load_run
 from noise_envs._checks import check_nonnegative, check_positive, check_positive_int
 from noise_envs.config import JsonConfig
 from noise_envs.core import Task
@@ -49,9 +33,6 @@ from noise_envs.random import RandomSource
 from noise_envs.registration import make_task
 
 __all__ = ["TrainConfig", "TrainResult", "TrainingDiverged", "train", "train_run"]
-
-_RESUMABLE_CHANGES = ("iterations", "checkpoint_every")
-"""Training options a resumed run may change: neither alters the iterations already done."""
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
@@ -110,15 +91,18 @@ def train(
     device: torch.device | str = "cpu",
     progress: bool = True,
     resume: bool = True,
+    overwrite: bool = False,
 ) -> TrainResult:
     """Train ``model`` on ``task`` by BPTT through its episodes at noise ``config.sigma``.
 
     Each iteration runs ``config.batch_size`` episodes, backpropagates the teacher loss, clips the
     gradient norm and takes an Adam step. With ``run_dir`` the run is saved as a run folder
-    (see :mod:`agents.runs`): checkpoints every ``config.checkpoint_every`` iterations and at the
-    end, then the final weights. If ``run_dir`` holds a checkpoint of the same run and ``resume``
-    is true, training continues from it and ends with the weights an uninterrupted run gives;
-    with ``resume=False`` it starts again from ``model``'s weights.
+    through the run lifecycle (:mod:`agents.run_lifecycle`: one locked writer, every file read
+    back checked): checkpoints every ``config.checkpoint_every`` iterations and at the end, then
+    the final weights. If ``run_dir`` holds a checkpoint of the same run and ``resume`` is true,
+    training continues from it and ends with the weights an uninterrupted run gives; with
+    ``resume=False`` the old run is moved aside and training starts again from ``model``'s
+    weights. A folder holding anything else is refused unless ``overwrite`` moves it aside.
 
     Args:
         model: a registered model kind (see :mod:`agents.models`); trained in place.
@@ -128,12 +112,18 @@ def train(
         device: where to train.
         progress: show a progress bar.
         resume: continue from ``run_dir``'s checkpoint if there is one.
+        overwrite: move whatever ``run_dir`` holds into ``run_dir/.replaced-<time>-<pid>/`` and
+            start a new run there (nothing is deleted).
 
     Raises:
         TrainingDiverged: if the loss or gradient norm is not finite; the message names the
-            iteration.
-        ValueError: if ``run_dir`` holds a run with another task, model or training config, or
-            the model does not fit the task.
+            iteration, and the last checkpoint is left as it was.
+        ValueError: if the model does not fit the task, a config cannot be saved, or
+            ``run_dir`` is empty or the current folder.
+        NotARunFolder: if ``run_dir`` holds anything but a supervised run.
+        RunLocked: if another process is writing ``run_dir``.
+        RunMismatch: if ``run_dir`` holds a run with another task, model or training config.
+        CorruptRun: if a file of ``run_dir`` is unreadable or disagrees with the others.
     """
     if not isinstance(config, TrainConfig):
         raise ValueError(f"`config` must be a TrainConfig, got {type(config).__name__}")
@@ -143,13 +133,33 @@ def train(
     params = [param for param in model.parameters() if param.requires_grad]
     optimizer = torch.optim.Adam(params, lr=config.learning_rate)
     sources = _training_sources(config.seed, device)
-    folder = None if run_dir is None else Path(run_dir)
-    start, history = 0, []
-    if folder is not None:
-        start, history = _open_run(folder, model, task, config, optimizer, sources, resume)
-    with tqdm(
-        total=config.iterations, initial=start, disable=None if progress else True, desc="train"
-    ) as bar:
+    if run_dir is None:
+        history = _train_loop(model, task, config, optimizer, sources, device, progress, None)
+        return TrainResult(
+            model=model, history=history, iterations_done=config.iterations, run_dir=None
+        )
+    with _open_run(run_dir, model, task, config, optimizer, sources, resume, overwrite) as run:
+        history = _train_loop(model, task, config, optimizer, sources, device, progress, run)
+        run.finish(model)
+    return TrainResult(
+        model=model, history=history, iterations_done=config.iterations, run_dir=run.path
+    )
+
+
+def _train_loop(
+    model: nn.Module,
+    task: Task,
+    config: TrainConfig,
+    optimizer: torch.optim.Optimizer,
+    sources: tuple[RandomSource, RandomSource],
+    device: torch.device,
+    progress: bool,
+    run: RunWriter | None,
+) -> list[dict[str, float]]:
+    """Train from the run's checkpoint (or from scratch) to ``config.iterations``; the history."""
+    params = [param for group in optimizer.param_groups for param in group["params"]]
+    start, history = (0, []) if run is None else (run.start, list(run.tables[HISTORY_FILE]))
+    with tqdm(total=config.iterations, initial=start, disable=not progress, desc="train") as bar:
         for iteration in range(start + 1, config.iterations + 1):
             tick = time.perf_counter()
             loss = _teacher_loss(model, task, config, sources, device)
@@ -160,16 +170,12 @@ def train(
             history.append(_history_row(iteration, loss_value, grad_norm, optimizer, tick))
             bar.update()
             bar.set_postfix(loss=f"{loss_value:.4g}", grad_norm=f"{grad_norm:.3g}")
-            if folder is not None and (
+            if run is not None and (
                 iteration % config.checkpoint_every == 0 or iteration == config.iterations
             ):
-                _save_checkpoint(folder, iteration, model, optimizer, sources, history)
-    if folder is not None:
-        save_weights(folder, model)
-        update_run_record(folder, status="complete")
-    return TrainResult(
-        model=model, history=history, iterations_done=config.iterations, run_dir=folder
-    )
+                checkpoint = _checkpoint(iteration, model, optimizer, sources)
+                run.save(iteration, checkpoint, {HISTORY_FILE: history})
+    return history
 
 
 def train_run(
@@ -182,6 +188,7 @@ def train_run(
     task_kwargs: dict[str, Any] | None = None,
     device: torch.device | str = "cpu",
     progress: bool = True,
+    overwrite: bool = False,
 ) -> Run:
     """Build the task and the model, train them into ``run_dir`` (resuming if possible), load it.
 
@@ -203,7 +210,15 @@ def train_run(
     task = make_task(task_id, **(task_kwargs or {}))
     generator = torch.Generator().manual_seed(train_config.seed)
     model = build_model(model_kind, model_config, generator=generator)
-    train(model, task, train_config, run_dir=run_dir, device=device, progress=progress)
+    train(
+        model,
+        task,
+        train_config,
+        run_dir=run_dir,
+        device=device,
+        progress=progress,
+        overwrite=overwrite,
+    )
     return load_run(run_dir, device=device)
 
 
@@ -282,101 +297,43 @@ def _check_model_fits(model: nn.Module, task: Task) -> None:
 
 
 def _open_run(
-    folder: Path,
+    folder: str | Path,
     model: nn.Module,
     task: Task,
     config: TrainConfig,
     optimizer: torch.optim.Optimizer,
     sources: tuple[RandomSource, RandomSource],
     resume: bool,
-) -> tuple[int, list[dict[str, float]]]:
-    """Start or resume the run in ``folder``; returns the iterations done and their history."""
-    record = run_record(task, model, config, status="running", iterations_done=0)
-    existing = (folder / RUN_FILE).is_file()
-    if existing:
-        _check_same_run(folder, read_run_record(folder), record)
-    folder.mkdir(parents=True, exist_ok=True)
-    start, history = 0, []
-    if existing and resume and (folder / CHECKPOINT_FILE).is_file():
-        start, history = _restore(folder, model, optimizer, sources)
-        if start > config.iterations:
-            raise ValueError(
-                f"{folder} has already trained {start} iterations, more than "
-                f"`iterations` = {config.iterations}"
-            )
-    else:
-        for name in (CHECKPOINT_FILE, WEIGHTS_FILE, HISTORY_FILE):
-            (folder / name).unlink(missing_ok=True)  # a fresh start replaces a previous run
-    write_run_record(folder, {**record, "iterations_done": start})
-    return start, history
+    overwrite: bool,
+) -> RunWriter:
+    """Open the run in ``folder`` and restore its checkpoint, if any, into the training state."""
+    request = RunRequest(
+        task=task,
+        model=model,
+        trainer="supervised",
+        config=config,
+        template=_checkpoint(0, model, optimizer, sources),
+        optimizer=optimizer,
+    )
+    run = open_run(folder, request, resume=resume, overwrite=overwrite)
+    if run.checkpoint is not None:
+        model.load_state_dict(run.checkpoint["model"])
+        optimizer.load_state_dict(run.checkpoint["optimizer"])
+        for source, name in zip(sources, ("env", "noise"), strict=True):
+            source.generator.set_state(run.checkpoint["rng"][name])
+    return run
 
 
-def _check_same_run(folder: Path, old: dict[str, Any], new: dict[str, Any]) -> None:
-    """Raise ValueError if ``folder``'s run has another task, model or training config."""
-    for section in ("task", "model", "train"):
-        before, after = _as_json(old[section]), _as_json(new[section])
-        if section == "train":
-            for key in _RESUMABLE_CHANGES:
-                before.pop(key, None)
-                after.pop(key, None)
-        differences = _differences(before, after, section)
-        if differences:
-            raise ValueError(
-                f"{folder} holds a run with a different {section} config "
-                f"({'; '.join(differences)}); train into another run_dir or delete this one"
-            )
-
-
-def _as_json(value: Any) -> Any:
-    return json.loads(json.dumps(value))
-
-
-def _differences(old: Any, new: Any, name: str) -> list[str]:
-    if isinstance(old, dict) and isinstance(new, dict):
-        return [
-            difference
-            for key in sorted(old.keys() | new.keys())
-            for difference in _differences(old.get(key), new.get(key), f"{name}.{key}")
-        ]
-    return [] if old == new else [f"{name} is {old!r} there, {new!r} here"]
-
-
-def _restore(
-    folder: Path,
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    sources: tuple[RandomSource, RandomSource],
-) -> tuple[int, list[dict[str, float]]]:
-    """Load the checkpoint into the model, optimizer and generators.
-
-    Returns the checkpoint's iteration and the history up to it: rows logged after the
-    checkpoint belong to iterations that will be run again.
-    """
-    checkpoint = load_checkpoint(folder)
-    load_state(model, checkpoint["model"], folder / CHECKPOINT_FILE)
-    optimizer.load_state_dict(checkpoint["optimizer"])
-    for source, name in zip(sources, ("env", "noise"), strict=True):
-        source.generator.set_state(checkpoint["rng"][name])
-    start = int(checkpoint["iteration"])
-    return start, [row for row in read_history(folder) if row["iteration"] <= start]
-
-
-def _save_checkpoint(
-    folder: Path,
+def _checkpoint(
     iteration: int,
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
     sources: tuple[RandomSource, RandomSource],
-    history: list[dict[str, float]],
-) -> None:
-    # History first: if we stop in between, it runs ahead of the checkpoint and resume trims it.
-    write_history(folder, history)
+) -> dict[str, Any]:
     env_rng, noise = sources
-    checkpoint = {
+    return {
         "iteration": iteration,
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
         "rng": {"env": env_rng.generator.get_state(), "noise": noise.generator.get_state()},
     }
-    save_checkpoint(folder, checkpoint)
-    update_run_record(folder, iterations_done=iteration)

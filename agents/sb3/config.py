@@ -6,7 +6,6 @@ Nothing here imports stable-baselines3, so the CLI can build its options without
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING
 
 import numpy as np
 from gymnasium import spaces
@@ -22,9 +21,6 @@ from noise_envs._checks import (
     check_positive_int,
 )
 from noise_envs.config import JsonConfig
-
-if TYPE_CHECKING:
-    from agents.supervised import TrainConfig
 
 __all__ = [
     "RL_ALGOS",
@@ -199,19 +195,6 @@ class RLTrainConfig(JsonConfig):
     def total_timesteps(self) -> int:
         """Environment steps of the whole run, ``iterations * num_envs * num_steps``."""
         return self.iterations * self.num_envs * self.num_steps
-
-    def summary(self) -> TrainConfig:
-        """The supervised-style summary written as a run's ``train`` section.
-
-        The shared fields mean the same (an iteration is one PPO iteration, a batch a minibatch
-        of steps), so :func:`agents.runs.load_run` reads RL runs unchanged; the full config is
-        written beside it.
-        """
-        # Imported here: agents.models imports this package, and agents.supervised imports it.
-        from agents.supervised import TrainConfig
-
-        shared = {field.name for field in dataclasses.fields(TrainConfig)}
-        return TrainConfig(**{name: getattr(self, name) for name in shared})
 
 
 class _BoxSpaces:

@@ -2,10 +2,12 @@
 
 ``train_rl`` runs :class:`~agents.sb3.recurrent.NoisyRecurrentPPO` (a CTRNN core) or
 :class:`~agents.sb3.feedforward.NoisyPPO` (a noisy MLP) on ``num_envs`` batched copies of a task.
-A run folder (:mod:`agents.runs`) gets the model kind and config, a ``train`` section that
-:func:`~agents.runs.load_run` reads (:meth:`RLTrainConfig.summary`), the whole training config in
-``rl_train.json``, the weights, checkpoints, ``history.csv`` (PPO's loss per iteration) and
-``rl_history.csv`` (steps, episodes, mean episode reward and mean primary metric per iteration).
+It writes through the one run lifecycle (:mod:`agents.run_lifecycle`): ``run.json`` with
+``trainer: rl`` and the :class:`RLTrainConfig` itself as its ``train`` section, the policy's model
+kind and config (the policy options and its spaces), the weights, checkpoints, ``history.csv``
+(PPO's loss per iteration) and ``rl_history.csv`` (steps, episodes, mean episode reward and mean
+primary metric per iteration). A non-finite loss or parameter stops training with
+:class:`~agents.errors.TrainingDiverged` before the next checkpoint.
 
 stable-baselines3 draws its action samples, minibatch order and head initialisation from the
 global generators; training seeds them from ``config.seed`` and restores their previous state
@@ -15,10 +17,8 @@ when it returns, so runs are reproducible without leaving global state changed.
 from __future__ import annotations
 
 import contextlib
-import csv
 import dataclasses
-import io
-import json
+import math
 import random
 import time
 from collections.abc import Iterator
@@ -32,21 +32,10 @@ from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.vec_env import VecMonitor
 from tqdm import tqdm
 
-from agents.runs import (
-    CHECKPOINT_FILE,
-    RUN_FILE,
-    Run,
-    atomic_write_text,
-    load_checkpoint,
-    load_run,
-    read_run_record,
-    run_record,
-    save_checkpoint,
-    save_weights,
-    update_run_record,
-    write_history,
-    write_run_record,
-)
+from agents.errors import CorruptRun, TrainingDiverged
+from agents.run_files import HISTORY_FILE, RL_HISTORY_FILE, RL_TRAIN_FILE
+from agents.run_lifecycle import RunRequest, RunWriter, open_run
+from agents.runs import RL_HISTORY_COLUMNS, Run, load_run
 from agents.sb3.config import CTRNNPolicyConfig, MLPPolicyConfig, RLTrainConfig
 from agents.sb3.feedforward import NoisyActorCriticPolicy, NoisyPPO
 from agents.sb3.model import SB3Policy, policy_model
@@ -54,12 +43,14 @@ from agents.sb3.recurrent import CTRNNRecurrentPolicy, NoisyRecurrentPPO
 from agents.sb3.vec_env import make_sb3_vec_env
 from noise_envs.registration import make_task
 
-__all__ = ["RL_HISTORY_FILE", "RL_TRAIN_FILE", "RLTrainResult", "train_rl", "train_rl_run"]
-
-RL_TRAIN_FILE = "rl_train.json"
-RL_HISTORY_FILE = "rl_history.csv"
-RL_HISTORY_COLUMNS = ("iteration", "timesteps", "episodes", "episode_reward", "metric")
-"""Columns of ``rl_history.csv``; ``metric`` is the mean of the task's primary metric."""
+__all__ = [
+    "RL_HISTORY_COLUMNS",
+    "RL_HISTORY_FILE",
+    "RL_TRAIN_FILE",
+    "RLTrainResult",
+    "train_rl",
+    "train_rl_run",
+]
 
 PolicyConfig = CTRNNPolicyConfig | MLPPolicyConfig
 
@@ -90,13 +81,16 @@ def train_rl(
     run_dir: str | Path | None = None,
     device: torch.device | str = "cpu",
     progress: bool = True,
+    resume: bool = True,
+    overwrite: bool = False,
 ) -> RLTrainResult:
     """Train a noisy policy on ``task_id`` with PPO or RecurrentPPO at noise ``config.sigma``.
 
     The policy's noise level and seed are the training config's (``policy_config.sigma`` and
     ``.seed`` are replaced). With ``run_dir`` the run is saved as a run folder and resumed from its
     checkpoint if one of the same run is there (the environments restart, so a resumed run is not
-    bit-identical to an uninterrupted one).
+    bit-identical to an uninterrupted one); the folder rules are those of
+    :func:`agents.supervised.train`.
 
     Args:
         task_id: the environment id.
@@ -106,47 +100,82 @@ def train_rl(
         run_dir: where to save the run, or None to keep it in memory.
         device: where the policy trains (the environments run on the CPU).
         progress: show a progress bar.
+        resume: continue from ``run_dir``'s checkpoint if there is one (False: move the old
+            run aside and start over).
+        overwrite: move whatever ``run_dir`` holds aside and start a new run there.
 
     Returns:
         The trained algorithm, its policy as a Policy, and the history.
 
     Raises:
         ValueError: if the policy config does not fit ``config.algo`` (recurrent_ppo takes a
-            CTRNNPolicyConfig, ppo an MLPPolicyConfig) or ``run_dir`` holds another run.
+            CTRNNPolicyConfig, ppo an MLPPolicyConfig), or ``run_dir`` is empty or ``.``.
+        TrainingDiverged: if the loss or a parameter becomes NaN or infinite.
+        RunError: NotARunFolder, RunLocked, RunMismatch or CorruptRun, as for
+            :func:`agents.supervised.train`.
     """
     policy_config = _check_policy_config(policy_config, config)
     task_kwargs = dict(task_kwargs or {})
     task = make_task(task_id, **task_kwargs)
-    folder = None if run_dir is None else Path(run_dir)
     with _seeded_global_generators(config.seed):
         algorithm = _build_algorithm(task_id, task_kwargs, policy_config, config, device)
         run_model = policy_model(algorithm.policy)
-        start, history = 0, []
-        if folder is not None:
-            start, history = _open_run(folder, task, run_model, algorithm, config)
-        bar = tqdm(
-            total=config.iterations,
-            initial=start,
-            disable=None if progress else True,
-            desc="train rl",
-        )
-        with bar:
-            for iteration in range(start + 1, config.iterations + 1):
-                rate = config.learning_rate_at(iteration)
-                history.append(_iterate(algorithm, iteration, rate, task.primary_metric))
-                bar.update()
-                bar.set_postfix(metric=f"{history[-1]['metric']:.4g}")
-                if folder is not None and (
-                    iteration % config.checkpoint_every == 0 or iteration == config.iterations
-                ):
-                    _save_checkpoint(folder, iteration, algorithm, run_model, history)
-    if folder is not None:
-        _sync(run_model, algorithm)
-        save_weights(folder, run_model)
-        update_run_record(folder, status="complete")
+        if run_dir is None:
+            history = _train_loop(algorithm, config, task.primary_metric, progress, None)
+        else:
+            opened = _open_run(run_dir, task, run_model, algorithm, config, resume, overwrite)
+            with opened as run:
+                history = _train_loop(algorithm, config, task.primary_metric, progress, run)
+                _sync(run_model, algorithm)
+                run.finish(run_model)
     return RLTrainResult(
-        algorithm=algorithm, policy=SB3Policy(algorithm.policy), history=history, run_dir=folder
+        algorithm=algorithm,
+        policy=SB3Policy(algorithm.policy),
+        history=history,
+        run_dir=None if run_dir is None else run.path,
     )
+
+
+def _train_loop(
+    algorithm: Any, config: RLTrainConfig, metric: str, progress: bool, run: RunWriter | None
+) -> list[dict[str, float]]:
+    """Run PPO iterations from the run's checkpoint (or from scratch); the history."""
+    start, history = (0, []) if run is None else (run.start, _merged_history(run))
+    run_model = None if run is None else run.request.model
+    with tqdm(total=config.iterations, initial=start, disable=not progress, desc="train rl") as bar:
+        for iteration in range(start + 1, config.iterations + 1):
+            rate = config.learning_rate_at(iteration)
+            try:
+                history.append(_iterate(algorithm, iteration, rate, metric))
+            except ValueError as error:  # torch.distributions refuses NaN parameters
+                _check_finite(algorithm, iteration, float("nan"), error)
+                raise
+            _check_finite(algorithm, iteration, history[-1]["loss"])
+            bar.update()
+            bar.set_postfix(metric=f"{history[-1]['metric']:.4g}")
+            if run is not None and (
+                iteration % config.checkpoint_every == 0 or iteration == config.iterations
+            ):
+                _sync(run_model, algorithm)
+                tables = {HISTORY_FILE: _loss_rows(history), RL_HISTORY_FILE: history}
+                run.save(iteration, _checkpoint(iteration, algorithm, run_model), tables)
+    return history
+
+
+def _check_finite(
+    algorithm: Any, iteration: int, loss: float, error: BaseException | None = None
+) -> None:
+    """TrainingDiverged if the loss or a parameter of the policy is NaN or infinite."""
+    bad = [
+        name
+        for name, param in algorithm.policy.named_parameters()
+        if not bool(torch.isfinite(param).all())
+    ]
+    if bad or (error is None and not math.isfinite(loss)):
+        raise TrainingDiverged(
+            f"training diverged at iteration {iteration}: loss {loss}, non-finite parameters "
+            f"{bad[:4]}; the last checkpoint is left as it was (try a lower learning_rate)"
+        ) from error
 
 
 def train_rl_run(
@@ -158,6 +187,7 @@ def train_rl_run(
     task_kwargs: dict[str, Any] | None = None,
     device: torch.device | str = "cpu",
     progress: bool = True,
+    overwrite: bool = False,
 ) -> Run:
     """Train into ``run_dir`` (resuming if possible) and load the run back."""
     train_rl(
@@ -168,6 +198,7 @@ def train_rl_run(
         run_dir=run_dir,
         device=device,
         progress=progress,
+        overwrite=overwrite,
     )
     return load_run(run_dir, device=device)
 
@@ -277,129 +308,72 @@ def _sync(run_model: SB3Policy, algorithm: Any) -> None:
 
 
 def _open_run(
-    folder: Path, task: Any, run_model: SB3Policy, algorithm: Any, config: RLTrainConfig
-) -> tuple[int, list[dict[str, float]]]:
-    """Start the run in ``folder``, or resume it; returns the iterations done and their history."""
-    record = run_record(task, run_model, config.summary(), status="running", iterations_done=0)
-    rl_config = config.to_dict()
-    if (folder / RUN_FILE).is_file():
-        _check_same_run(folder, read_run_record(folder), record, rl_config)
-        if (folder / CHECKPOINT_FILE).is_file():
-            return _resume(folder, algorithm, config)
-    folder.mkdir(parents=True, exist_ok=True)
-    for name in (CHECKPOINT_FILE, RL_HISTORY_FILE):
-        (folder / name).unlink(missing_ok=True)
-    atomic_write_text(folder / RL_TRAIN_FILE, json.dumps(rl_config, indent=2) + "\n")
-    write_run_record(folder, record)
-    return 0, []
-
-
-def _check_same_run(
-    folder: Path, old: dict[str, Any], new: dict[str, Any], rl_config: dict[str, Any]
-) -> None:
-    saved = folder / RL_TRAIN_FILE
-    before = json.loads(saved.read_text(encoding="utf-8")) if saved.is_file() else None
-    after = json.loads(json.dumps(rl_config))
-    if before is not None:
-        before.pop("iterations", None)
-    after.pop("iterations", None)
-    same = all(
-        json.loads(json.dumps(old[key])) == json.loads(json.dumps(new[key]))
-        for key in ("task", "model")
-    )
-    if not same or before != after:
-        raise ValueError(
-            f"{folder} holds a different run (task, model or training config); train into "
-            "another run_dir or delete this one"
-        )
-
-
-def _resume(
-    folder: Path, algorithm: Any, config: RLTrainConfig
-) -> tuple[int, list[dict[str, float]]]:
-    checkpoint = load_checkpoint(folder)
-    start = int(checkpoint["iteration"])
-    if start > config.iterations:
-        raise ValueError(
-            f"{folder} has already trained {start} iterations, more than "
-            f"`iterations` = {config.iterations}"
-        )
-    state = {k.removeprefix("policy."): v for k, v in checkpoint["model"].items()}
-    algorithm.policy.load_state_dict(state)
-    algorithm.policy.optimizer.load_state_dict(checkpoint["optimizer"])
-    algorithm.num_timesteps = int(checkpoint["rng"]["num_timesteps"])
-    algorithm.noise_rollouts = int(checkpoint["rng"]["noise_rollouts"])
-    history = [row for row in _read_rl_history(folder) if row["iteration"] <= start]
-    return start, history
-
-
-def _save_checkpoint(
-    folder: Path,
-    iteration: int,
-    algorithm: Any,
+    folder: str | Path,
+    task: Any,
     run_model: SB3Policy,
-    history: list[dict[str, float]],
-) -> None:
-    # History first: if we stop in between, it runs ahead of the checkpoint and resume trims it.
-    _write_histories(folder, history)
-    _sync(run_model, algorithm)
-    save_checkpoint(
-        folder,
-        {
-            "iteration": iteration,
-            "model": run_model.state_dict(),
-            "optimizer": algorithm.policy.optimizer.state_dict(),
-            "rng": {
-                "num_timesteps": algorithm.num_timesteps,
-                "noise_rollouts": algorithm.noise_rollouts,
-            },
+    algorithm: Any,
+    config: RLTrainConfig,
+    resume: bool,
+    overwrite: bool,
+) -> RunWriter:
+    """Open the run in ``folder`` and restore its checkpoint, if any, into the algorithm."""
+    request = RunRequest(
+        task=task,
+        model=run_model,
+        trainer="rl",
+        config=config,
+        template=_checkpoint(0, algorithm, run_model),
+        optimizer=algorithm.policy.optimizer,
+        check_checkpoint=lambda file, checkpoint: _check_counters(file, checkpoint, config),
+    )
+    run = open_run(folder, request, resume=resume, overwrite=overwrite)
+    if run.checkpoint is not None:
+        checkpoint = run.checkpoint
+        state = {k.removeprefix("policy."): v for k, v in checkpoint["model"].items()}
+        algorithm.policy.load_state_dict(state)
+        algorithm.policy.optimizer.load_state_dict(checkpoint["optimizer"])
+        algorithm.num_timesteps = checkpoint["rng"]["num_timesteps"]
+        algorithm.noise_rollouts = checkpoint["rng"]["noise_rollouts"]
+        _sync(run_model, algorithm)
+    return run
+
+
+def _check_counters(file: Path, checkpoint: dict[str, Any], config: RLTrainConfig) -> None:
+    """CorruptRun unless the step and rollout counters are those of ``iteration`` iterations."""
+    iteration, counters = checkpoint["iteration"], checkpoint["rng"]
+    expected = {
+        "num_timesteps": iteration * config.num_envs * config.num_steps,
+        "noise_rollouts": iteration,
+    }
+    for name, value in expected.items():
+        if counters[name] != value:
+            raise CorruptRun(
+                f"{file}: `rng.{name}` is {counters[name]}, but `iteration` {iteration} of "
+                f"this config needs {value}"
+            )
+
+
+def _checkpoint(iteration: int, algorithm: Any, run_model: SB3Policy) -> dict[str, Any]:
+    return {
+        "iteration": iteration,
+        "model": run_model.state_dict(),
+        "optimizer": algorithm.policy.optimizer.state_dict(),
+        "rng": {
+            "num_timesteps": algorithm.num_timesteps,
+            "noise_rollouts": algorithm.noise_rollouts,
         },
-    )
-    update_run_record(folder, iterations_done=iteration)
+    }
 
 
-def _write_histories(folder: Path, history: list[dict[str, float]]) -> None:
-    write_history(
-        folder,
-        [
-            {
-                "iteration": row["iteration"],
-                "loss": row["loss"],
-                "grad_norm": float("nan"),  # stable-baselines3 does not report it
-                "learning_rate": row["learning_rate"],
-                "seconds": row["seconds"],
-            }
-            for row in history
-        ],
-    )
-    text = io.StringIO()
-    writer = csv.DictWriter(
-        text, fieldnames=RL_HISTORY_COLUMNS, lineterminator="\n", extrasaction="ignore"
-    )
-    writer.writeheader()
-    writer.writerows(history)
-    atomic_write_text(folder / RL_HISTORY_FILE, text.getvalue())
+def _loss_rows(history: list[dict[str, float]]) -> list[dict[str, float]]:
+    """The rows of ``history.csv``: stable-baselines3 does not report the gradient norm."""
+    return [{**row, "grad_norm": float("nan")} for row in history]
 
 
-def _read_rl_history(folder: Path) -> list[dict[str, float]]:
-    """The rows of ``rl_history.csv`` merged with ``history.csv`` (empty if there are none)."""
-    from agents.runs import read_history
-
-    file = folder / RL_HISTORY_FILE
-    if not file.is_file():
-        return []
-    with open(file, newline="", encoding="utf-8") as handle:
-        rows = [
-            {
-                key: int(value) if key in ("iteration", "timesteps", "episodes") else float(value)
-                for key, value in row.items()
-            }
-            for row in csv.DictReader(handle)
-        ]
-    losses = {row["iteration"]: row for row in read_history(folder)}
-    for row in rows:
-        extra = losses.get(row["iteration"], {})
-        row["loss"] = extra.get("loss", float("nan"))
-        row["learning_rate"] = extra.get("learning_rate", float("nan"))
-        row["seconds"] = extra.get("seconds", float("nan"))
-    return rows
+def _merged_history(run: RunWriter) -> list[dict[str, float]]:
+    """The RL history up to the checkpoint: ``rl_history.csv`` rows with their loss rows."""
+    keep = ("loss", "learning_rate", "seconds")
+    return [
+        {**steps, **{key: losses[key] for key in keep}}
+        for steps, losses in zip(run.tables[RL_HISTORY_FILE], run.tables[HISTORY_FILE], strict=True)
+    ]

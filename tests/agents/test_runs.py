@@ -19,6 +19,8 @@ from agents import (
     train,
     train_run,
 )
+from agents.errors import CorruptRun, NotARunFolder
+from agents.run_lifecycle import LOCK_FILE
 from agents.runs import (
     CHECKPOINT_FILE,
     HISTORY_COLUMNS,
@@ -84,7 +86,7 @@ def test_loaded_run_reproduces_the_trained_model_exactly(complete_run):
 def test_run_json_holds_the_documented_record(complete_run):
     """run.json has exactly the documented keys, with the task's full config as kwargs."""
     record = json.loads((complete_run[0] / RUN_FILE).read_text())
-    assert record["format_version"] == 1
+    assert (record["format_version"], record["trainer"]) == (2, "supervised")
     assert record["task"] == {
         "id": TASK_ID,
         "kwargs": RegulatorTask(**TASK_KWARGS).config.to_dict(),
@@ -106,9 +108,10 @@ def test_history_csv_has_one_row_per_iteration(complete_run):
 
 
 def test_folder_holds_exactly_the_run_files(complete_run):
-    """After training, the folder holds the four run files and no leftover temporary file."""
+    """After training, the folder holds the four run files and the (released) lock file, and no
+    temporary file or pid file."""
     names = sorted(os.listdir(complete_run[0]))
-    assert names == sorted([RUN_FILE, WEIGHTS_FILE, CHECKPOINT_FILE, HISTORY_FILE])
+    assert names == sorted([RUN_FILE, WEIGHTS_FILE, CHECKPOINT_FILE, HISTORY_FILE, LOCK_FILE])
 
 
 def test_checkpoint_holds_only_data(complete_run):
@@ -176,64 +179,81 @@ def test_running_run_loads_the_last_checkpoint(run_copy, complete_run):
 
 
 @pytest.mark.parametrize(
-    ("damage", "message"),
+    ("damage", "error", "message"),
     [
-        (lambda folder: (folder / RUN_FILE).unlink(), "is not a run folder: it has no run.json"),
-        (lambda folder: (folder / RUN_FILE).write_text("{not json"), "run.json is not valid JSON"),
-        (lambda folder: (folder / RUN_FILE).write_text("[1, 2]"), "must hold a JSON object"),
-        (lambda folder: edit_record(folder, format_version=2), "format_version 2; this package"),
-        (lambda folder: edit_record(folder, extra=1), r"unknown \['extra'\]"),
-        (lambda folder: edit_record(folder, status="done"), "`status` must be one of"),
-        (lambda folder: edit_record(folder, iterations_done=-1), "`iterations_done` must be"),
-        (lambda folder: edit_record(folder, task={"id": TASK_ID}), "`task` must be an object"),
+        (lambda f: (f / RUN_FILE).unlink(), NotARunFolder, "is not a run folder: it has no run"),
+        (lambda f: (f / RUN_FILE).write_text("{not json"), CorruptRun, "run.json is not valid"),
+        (lambda f: (f / RUN_FILE).write_text("[1, 2]"), CorruptRun, "must hold a JSON object"),
+        (lambda f: edit_record(f, format_version=3), CorruptRun, r"format_version 3; .*\[1, 2\]"),
+        (lambda f: edit_record(f, format_version=True), CorruptRun, "format_version True"),
+        (lambda f: edit_record(f, extra=1), CorruptRun, r"unknown \['extra'\]"),
+        (lambda f: edit_record(f, status="done"), CorruptRun, "`status` must be one of"),
+        (lambda f: edit_record(f, trainer="dpo"), CorruptRun, "`trainer` must be one of"),
+        (lambda f: edit_record(f, iterations_done=-1), CorruptRun, "`iterations_done` must be"),
+        (lambda f: edit_record(f, iterations_done="12"), CorruptRun, "`iterations_done` must be"),
+        (lambda f: edit_record(f, task={"id": TASK_ID}), CorruptRun, "`task` must be an object"),
         (
-            lambda folder: edit_record(folder, task={"id": "NoisyRegulatr-v0", "kwargs": {}}),
+            lambda f: edit_record(f, task={"id": 5, "kwargs": {}}),
+            CorruptRun,
+            "`task.id` must be a JSON str, got 5",
+        ),
+        (
+            lambda f: edit_record(f, task={"id": "NoisyRegulatr-v0", "kwargs": {}}),
+            CorruptRun,
             "unknown environment id 'NoisyRegulatr-v0'.*Did you mean",
         ),
         (
-            lambda folder: edit_record(folder, task={"id": TASK_ID, "kwargs": {"stepz": 3}}),
+            lambda f: edit_record(f, task={"id": TASK_ID, "kwargs": {"stepz": 3}}),
+            CorruptRun,
             "run.json: .*stepz",
         ),
         (
-            lambda folder: edit_record(
-                folder, model={"kind": "ctrnn", "config": {"input_size": 1, "outputs": 1}}
+            lambda f: edit_record(
+                f, model={"kind": "ctrnn", "config": {"input_size": 1, "outputs": 1}}
             ),
+            CorruptRun,
             "run.json: unknown CTRNNConfig option 'outputs'",
         ),
         (
-            lambda folder: edit_record(folder, model={"kind": "lstm", "config": {}}),
+            lambda f: edit_record(f, model={"kind": "lstm", "config": {}}),
+            CorruptRun,
             r"run.json: `kind` must be one of \['ctrnn', ",
         ),
-        (lambda folder: edit_record(folder, train={"sigma": -1.0}), "run.json: `sigma` must be"),
+        (lambda f: edit_record(f, train={"sigma": -1.0}), CorruptRun, "run.json: `sigma` must"),
+        (
+            lambda f: edit_record(f, iterations_done=7),
+            CorruptRun,
+            "complete at `iterations_done` 7",
+        ),
     ],
 )
-def test_a_folder_that_is_not_a_run_is_refused(run_copy, damage, message):
-    """Missing, malformed, newer-format or inconsistent run.json raise ValueError saying what."""
+def test_a_folder_that_is_not_a_run_is_refused(run_copy, damage, error, message):
+    """Missing, malformed, newer-format or inconsistent run.json raise a RunError saying what."""
     damage(run_copy)
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(error, match=message):
         load_run(run_copy)
 
 
 def test_an_empty_folder_is_not_a_run(tmp_path):
     """An empty folder is named in the error."""
-    with pytest.raises(ValueError, match=f"{tmp_path} is not a run folder"):
+    with pytest.raises(NotARunFolder, match=f"{tmp_path} is not a run folder"):
         load_run(tmp_path)
 
 
 def test_truncated_weights_are_refused(run_copy):
-    """Half a weights file raises ValueError naming the file."""
+    """Half a weights file raises CorruptRun naming the file."""
     data = (run_copy / WEIGHTS_FILE).read_bytes()
     (run_copy / WEIGHTS_FILE).write_bytes(data[: len(data) // 2])
-    with pytest.raises(ValueError, match=f"cannot read the weights file .*{WEIGHTS_FILE}"):
+    with pytest.raises(CorruptRun, match=f"cannot read the weights file .*{WEIGHTS_FILE}"):
         load_run(run_copy)
 
 
 def test_truncated_checkpoint_is_refused(run_copy):
-    """Half a checkpoint of a running run raises ValueError naming the file."""
+    """Half a checkpoint of a running run raises CorruptRun naming the file."""
     edit_record(run_copy, status="running")
     data = (run_copy / CHECKPOINT_FILE).read_bytes()
     (run_copy / CHECKPOINT_FILE).write_bytes(data[: len(data) // 2])
-    with pytest.raises(ValueError, match=f"cannot read the checkpoint .*{CHECKPOINT_FILE}"):
+    with pytest.raises(CorruptRun, match=f"cannot read the checkpoint .*{CHECKPOINT_FILE}"):
         load_run(run_copy)
 
 
@@ -241,7 +261,7 @@ def test_checkpoint_with_code_is_refused(run_copy):
     """A checkpoint that would need unpickling an object is refused, not executed."""
     edit_record(run_copy, status="running")
     torch.save({"iteration": 1, "model": nn.Linear(1, 1)}, run_copy / CHECKPOINT_FILE)
-    with pytest.raises(ValueError, match=f"cannot read the checkpoint .*{CHECKPOINT_FILE}"):
+    with pytest.raises(CorruptRun, match=f"cannot read the checkpoint .*{CHECKPOINT_FILE}"):
         load_run(run_copy)
 
 
@@ -252,14 +272,16 @@ def test_weights_of_another_shape_are_refused(run_copy, status, file):
     """Weights saved for 8 hidden units do not load into a 16-unit config; the file is named."""
     config = MODEL_CONFIG.replace(hidden_size=16).to_dict()
     edit_record(run_copy, status=status, model={"kind": "ctrnn", "config": config})
-    with pytest.raises(ValueError, match=f"{file} does not match the model config: 'W' is"):
+    if file == WEIGHTS_FILE:
+        (run_copy / CHECKPOINT_FILE).unlink()  # a complete run loads without its checkpoint
+    with pytest.raises(CorruptRun, match=f"{file} does not match the model config: model 'W' is"):
         load_run(run_copy)
 
 
 def test_history_with_other_columns_is_refused(run_copy):
-    """A history.csv with unexpected columns raises ValueError naming the file."""
+    """A history.csv with unexpected columns raises CorruptRun naming the file."""
     (run_copy / HISTORY_FILE).write_text("step,loss\n1,0.5\n")
-    with pytest.raises(ValueError, match=f"{HISTORY_FILE} must have the columns"):
+    with pytest.raises(CorruptRun, match=f"{HISTORY_FILE} must have the columns"):
         read_history(run_copy)
 
 

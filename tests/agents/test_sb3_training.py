@@ -12,9 +12,11 @@ import torch
 pytest.importorskip("sb3_contrib")
 
 from agents import load_run
+from agents.errors import RunMismatch
 from agents.runs import read_history, read_run_record
 from agents.sb3.config import CTRNNPolicyConfig, MLPPolicyConfig, RLTrainConfig
-from agents.sb3.training import RL_HISTORY_FILE, RL_TRAIN_FILE, train_rl, train_rl_run
+from agents.sb3.training import RL_HISTORY_FILE, train_rl, train_rl_run
+from agents.supervised import TrainConfig
 from evaluation.cli import main
 from evaluation.sweep import sweep_noise
 
@@ -49,8 +51,8 @@ def recurrent_run(tmp_path_factory):
 
 
 def test_run_folder_has_the_supervised_layout(recurrent_run):
-    """run.json, weights, checkpoint and history as agents.runs writes them, plus the RL files;
-    the train section summarises the RL config in TrainConfig's terms."""
+    """run.json, weights, checkpoint and history as agents.runs writes them, plus rl_history.csv;
+    run.json says trainer rl and holds the RLTrainConfig itself, which load_run gives back."""
     folder, result = recurrent_run
     record = read_run_record(folder)
     assert record["status"] == "complete"
@@ -59,9 +61,9 @@ def test_run_folder_has_the_supervised_layout(recurrent_run):
     assert record["model"]["config"]["sigma"] == 0.5
     assert record["task"] == {"id": TASK_ID, "kwargs": record["task"]["kwargs"]}
     assert record["task"]["kwargs"]["steps"] == 6
-    assert record["train"]["sigma"] == 0.5 and record["train"]["iterations"] == 2
-    full = json.loads((folder / RL_TRAIN_FILE).read_text())
-    assert RLTrainConfig.from_dict(full) == config()
+    assert record["trainer"] == "rl"
+    assert RLTrainConfig.from_dict(record["train"]) == config()
+    assert load_run(folder).train_config == config()
     assert [row["iteration"] for row in read_history(folder)] == [1, 2]
     assert (folder / RL_HISTORY_FILE).read_text().splitlines()[0] == (
         "iteration,timesteps,episodes,episode_reward,metric"
@@ -121,7 +123,7 @@ def test_resume_continues_from_the_checkpoint(tmp_path, recurrent_run):
     ]
     assert [row["timesteps"] for row in resumed.history] == [24, 48, 72]
     assert read_run_record(target)["iterations_done"] == 3
-    with pytest.raises(ValueError, match="holds a different run"):
+    with pytest.raises(RunMismatch, match=r"train\.epochs is 2 there, 1 here"):
         train_rl(
             TASK_ID, POLICY, config(epochs=1), task_kwargs=TASK, run_dir=target, progress=False
         )
@@ -151,7 +153,7 @@ def test_policy_config_must_fit_the_algorithm():
     with pytest.raises(ValueError, match="algo 'ppo' needs a MLPPolicyConfig"):
         train_rl(TASK_ID, POLICY, config(algo="ppo"), progress=False)
     with pytest.raises(ValueError, match="`config` must be an RLTrainConfig"):
-        train_rl(TASK_ID, POLICY, config().summary(), progress=False)
+        train_rl(TASK_ID, POLICY, TrainConfig(), progress=False)
 
 
 @pytest.mark.parametrize(

@@ -8,6 +8,7 @@ import torch
 
 import agents.supervised as supervised
 from agents import CTRNN, CTRNNConfig, TrainConfig, TrainingDiverged, load_run, rollout, train
+from agents.errors import RunMismatch
 from agents.runs import CHECKPOINT_FILE, read_history
 from noise_envs import RandomSource, make_task
 
@@ -222,7 +223,7 @@ def test_fewer_iterations_than_done_is_refused(tmp_path):
     """A folder trained for 20 iterations cannot be 'resumed' to 10."""
     task = regulator()
     train(make_model(), task, make_config(iterations=20), run_dir=tmp_path, progress=False)
-    with pytest.raises(ValueError, match=r"already trained 20 iterations.*`iterations` = 10"):
+    with pytest.raises(RunMismatch, match=r"already trained 20 iterations.*`iterations` = 10"):
         train(make_model(), task, make_config(iterations=10), run_dir=tmp_path, progress=False)
 
 
@@ -245,19 +246,20 @@ def test_divergence_names_the_iteration_and_keeps_the_last_checkpoint(tmp_path, 
 @pytest.mark.parametrize(
     ("section", "changes", "message"),
     [
-        ("task", {"task_kwargs": {"steps": 12, "settle_steps": 5}}, r"task config.*steps is 10"),
-        ("model", {"hidden_size": 4}, r"model config.*hidden_size is 8 there, 4 here"),
-        ("train", {"sigma": 0.2}, r"train config.*sigma is 0.1 there, 0.2 here"),
+        ("task", {"task_kwargs": {"steps": 12, "settle_steps": 5}}, r"task.kwargs.steps is 10"),
+        ("model", {"hidden_size": 4}, r"model.config.hidden_size is 8 there, 4 here"),
+        ("train", {"sigma": 0.2}, r"train.sigma is 0.1 there, 0.2 here"),
     ],
 )
 def test_a_folder_with_another_run_is_not_overwritten(tmp_path, section, changes, message):
-    """Training into a folder that holds a different run raises, naming what differs."""
+    """Training into a folder that holds a different run raises RunMismatch naming the field and
+    both values; the checkpoint is untouched."""
     train(make_model(), regulator(), make_config(iterations=2), run_dir=tmp_path, progress=False)
     before = (tmp_path / CHECKPOINT_FILE).read_bytes()
     task = make_task(TASK_ID, **changes.get("task_kwargs", TASK_KWARGS))
     model = make_model(hidden_size=changes.get("hidden_size", 8))
     config = make_config(iterations=2, sigma=changes.get("sigma", 0.1))
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(RunMismatch, match=message):
         train(model, task, config, run_dir=tmp_path, progress=False)
     assert (tmp_path / CHECKPOINT_FILE).read_bytes() == before
 
