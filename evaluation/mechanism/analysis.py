@@ -162,8 +162,19 @@ class MechanismReport:
         )
 
     def bias_summary(self) -> str:
-        """One line: the output bias at the training noise against the zero-noise error."""
+        """One line: the output bias at the training noise against the zero-noise error.
+
+        On a closed-loop task, where the bias is not defined, the mse at the training noise and
+        at zero instead (the sweep's per-episode teacher error).
+        """
         index = self.bias.level_index(self.train_sigma)
+        if self.bias.closed_loop:
+            return (
+                f"output bias: not defined on a closed-loop task (each noise replica walks its "
+                f"own path and meets its own targets); teacher mse per episode, as the sweep's: "
+                f"{self.bias.mse[index]:.4g} at sigma {self.bias.levels[index]:.3g}, "
+                f"{self.bias.error_zero:.4g} at zero noise"
+            )
         bias = self.bias.bias[index]
         ratio = self.bias.error_zero / bias if bias > 0 else float("inf")
         return (
@@ -173,9 +184,12 @@ class MechanismReport:
         )
 
     def _bias_table(self) -> str:
-        rows = [("sigma", "bias^2", "mean error", "variance", "mse")]
+        header = ("sigma", "bias^2", "mean error", "variance", "mse (per episode, as the sweep)")
+        values = (self.bias.bias, self.bias.mean_error, self.bias.variance, self.bias.mse)
+        if self.bias.closed_loop:
+            header, values = (header[0], header[-1]), values[-1:]
+        rows = [header]
         for i, level in enumerate(self.bias.levels):
-            values = (self.bias.bias, self.bias.mean_error, self.bias.variance, self.bias.mse)
             rows.append((f"{level:.3g}", *(f"{v[i]:.4g}" for v in values)))
         return format_rows(rows)
 

@@ -7,6 +7,12 @@ network would be without the shift, so testing at zero noise adds the bias ``yba
 against the mean-field prediction; :func:`output_bias` measures the bias on a task's scored
 window across test noise levels, for the decomposition
 ``E[(y - target)^2] = E[(ybar - target)^2] + E[Var(y)]``.
+
+The mse of :func:`output_bias` is the task's teacher error measured as the sweep measures it: per
+episode over its own scored steps, then averaged over episodes (the sweep's ``mse`` on the cued
+tasks, ``oracle_mse`` on the maze). On a closed-loop task (the maze) the replicas of an episode
+walk their own paths and meet their own targets, so the error has no split into a shared target's
+bias and variance: only the mse is measured there, and the decomposition is NaN.
 """
 
 from __future__ import annotations
@@ -121,9 +127,12 @@ def _predict(
 class OutputBias:
     """Output bias and error decomposition on a task's scored window, per test noise level.
 
-    Every expectation is over episodes, scored steps and outputs (weighted by the teacher mask);
+    Every expectation is per episode over its scored steps and outputs (weighted by the teacher
+    mask), then over episodes, as the sweep averages the task's per-episode teacher error;
     ``ybar`` is the mean over noise replicas of the same episode, with the finite-replica bias of
-    its square removed, so ``mse == mean_error + variance`` holds exactly.
+    its square removed, so ``mse == mean_error + variance`` holds exactly on an open-loop task.
+    On a closed-loop task (``closed_loop``) the replicas follow different paths with different
+    targets: ``mse`` is measured, and ``bias``, ``mean_error`` and ``variance`` are NaN.
     """
 
     levels: np.ndarray
@@ -134,6 +143,10 @@ class OutputBias:
     """``E[(ybar_sigma - target)^2]``: the error of the mean output."""
     variance: np.ndarray
     """``E[Var_sigma(y)]``: the output variance across replicas."""
+    mse: np.ndarray
+    """``E[(y - target)^2]`` at each level ``[L]``: the sweep's per-episode teacher error."""
+    closed_loop: bool
+    """Whether the task is closed loop, where only ``mse`` is defined."""
     replicas: int
     """Noise replicas per episode and level."""
     episodes: int
@@ -142,12 +155,7 @@ class OutputBias:
     @property
     def error_zero(self) -> float:
         """``E[(y_0 - target)^2]``: the error at zero noise."""
-        return float(self.mean_error[0])
-
-    @property
-    def mse(self) -> np.ndarray:
-        """``E[(y - target)^2]`` at each level ``[L]``."""
-        return self.mean_error + self.variance
+        return float(self.mse[0])
 
     def level_index(self, sigma: float) -> int:
         """Index of the level closest to ``sigma``."""
@@ -196,7 +204,20 @@ def output_bias(
     noise = RandomSource(torch.Generator().manual_seed(seed + 1), repeats=num_levels, device=device)
     outputs, targets, masks = _record(policy, task, rows, sigma, trials, noise, device)
     shape = (-1, num_levels, replicas, episodes, outputs.shape[-1])
-    return _decompose(levels, outputs.view(shape), targets.view(shape), masks.view(shape), episodes)
+    outputs, targets, masks = (x.view(shape) for x in (outputs, targets, masks))
+    if not task.open_loop:
+        nan = np.full(num_levels, np.nan)
+        return OutputBias(
+            levels=levels,
+            bias=nan,
+            mean_error=nan.copy(),
+            variance=nan.copy(),
+            mse=_episode_mse(outputs, targets, masks),
+            closed_loop=True,
+            replicas=replicas,
+            episodes=episodes,
+        )
+    return _decompose(levels, outputs, targets, masks, episodes)
 
 
 def _record(
@@ -224,6 +245,16 @@ def _record(
     return tuple(torch.stack(x).to(torch.float64).cpu() for x in (outputs, targets, masks))
 
 
+def _episode_mse(outputs: torch.Tensor, targets: torch.Tensor, masks: torch.Tensor) -> np.ndarray:
+    """Mean over rows of each row's own teacher error, as the task scores it ``[L]``.
+
+    ``[T, L, R, E, A]`` inputs; a row's error is its mask-weighted squared error over its scored
+    steps and outputs (:attr:`~noise_envs.core.TaskState.teacher_mse`).
+    """
+    per_row = (masks * (outputs - targets) ** 2).sum((0, 4)) / masks.sum((0, 4)).clamp_min(1e-12)
+    return per_row.mean((1, 2)).numpy()
+
+
 def _decompose(
     levels: np.ndarray,
     outputs: torch.Tensor,
@@ -231,23 +262,27 @@ def _decompose(
     masks: torch.Tensor,
     episodes: int,
 ) -> OutputBias:
-    """The decomposition from ``[T, L, R, E, A]`` outputs, targets and masks."""
+    """The decomposition from ``[T, L, R, E, A]`` outputs, targets and masks of an open-loop task."""
     replicas = outputs.shape[2]
-    weight = masks.mean(2)  # [T, L, E, A]; the mask is the same for every replica of a trial
-    total = weight.sum((0, 2, 3))
+    weight = masks[:, :, 0]  # [T, L, E, A]; open loop: every replica of a trial has its mask
+    total = weight.sum((0, 3)).clamp_min(1e-12)  # [L, E]
 
     def average(x: torch.Tensor) -> np.ndarray:
-        return ((weight * x).sum((0, 2, 3)) / total.clamp_min(1e-12)).numpy()
+        return ((weight * x).sum((0, 3)) / total).mean(-1).numpy()
 
     mean = outputs.mean(2)
     variance = outputs.var(2, correction=1)
     finite = variance / replicas  # E[(ybar - m)^2] for the true mean m
     zero = outputs[:, 0].mean(1, keepdim=True)  # level 0 is noise-free: y_0 equals every replica
+    mean_error = average((mean - targets[:, :, 0]) ** 2 - finite)
+    variance = average(variance)
     return OutputBias(
         levels=levels,
         bias=average((mean - zero) ** 2 - finite),
-        mean_error=average((mean - targets.mean(2)) ** 2 - finite),
-        variance=average(variance),
+        mean_error=mean_error,
+        variance=variance,
+        mse=mean_error + variance,
+        closed_loop=False,
         replicas=replicas,
         episodes=episodes,
     )

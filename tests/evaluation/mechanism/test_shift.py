@@ -7,9 +7,12 @@ import pytest
 import torch
 
 from agents import CTRNN, CTRNNConfig
+from agents.rollout import rollout
 from evaluation.mechanism.gaussian import gaussian_relu_mean
 from evaluation.mechanism.shift import noise_shift, output_bias
-from noise_envs import FunctionApproxTask
+from evaluation.sweep import sweep_noise
+from noise_envs import FunctionApproxTask, make_task
+from noise_envs.random import RandomSource
 
 BETA = 0.5
 
@@ -67,6 +70,55 @@ def test_output_bias_of_a_ctrnn_at_zero_noise_only(task):
     assert result.bias.tolist() == [0.0]
     assert result.variance.tolist() == [0.0]
     assert result.mean_error[0] > 0
+
+
+def _task_mse(policy, task, levels, episodes, replicas, seed):
+    """The task's own per-episode teacher error, averaged per level, on output_bias's rows."""
+    rows = len(levels) * replicas * episodes
+    sigma = torch.as_tensor(levels, dtype=torch.float32).repeat_interleave(replicas * episodes)
+    trials = RandomSource(torch.Generator().manual_seed(seed), repeats=len(levels) * replicas)
+    noise = RandomSource(torch.Generator().manual_seed(seed + 1), repeats=len(levels))
+    with torch.no_grad():
+        state = rollout(policy, task, rows, sigma=sigma, env_rng=trials, noise=noise).state
+    return state.teacher_mse.double().reshape(len(levels), -1).mean(1).numpy()
+
+
+@pytest.mark.parametrize(
+    "task_id", ["NoisyFunctionApprox-v0", "NoisyMaze-v0", "NoisyPathIntegration-v0"]
+)
+def test_output_bias_mse_is_the_tasks_own_per_episode_error(task_id):
+    """mse = the mean of the task's per-episode teacher_mse (the number the sweep reports).
+
+    Before, the maze's mse pooled steps over episodes of different lengths and averaged the
+    targets over replicas that walked different paths: 0.171 at sigma 1 against the sweep's 0.514.
+    """
+    task = make_task(task_id)
+    torch.manual_seed(0)
+    model = CTRNN(CTRNNConfig(input_size=task.obs_size, output_size=task.action_size))
+    levels = [0.0, 0.5, 1.5]
+    result = output_bias(model, task, levels, episodes=16, replicas=3, seed=4)
+    assert result.closed_loop == (not task.open_loop)
+    assert np.allclose(result.mse, _task_mse(model, task, levels, 16, 3, 4), rtol=1e-6)
+    if task.open_loop:
+        assert np.allclose(result.mse, result.mean_error + result.variance)
+    else:  # replicas of one episode meet different targets: no shared-target decomposition
+        assert np.isnan(result.bias).all() and np.isnan(result.mean_error).all()
+        assert np.isnan(result.variance).all()
+    assert result.error_zero == pytest.approx(result.mse[0])
+
+
+def test_output_bias_mse_agrees_with_the_maze_sweep():
+    """On the closed-loop maze, analysis and sweep measure the same oracle_mse within noise."""
+    task = make_task("NoisyMaze-v0")
+    torch.manual_seed(1)
+    model = CTRNN(CTRNNConfig(input_size=8, output_size=2, hidden_size=16, placement="out"))
+    levels = [0.0, 1.0, 2.0]
+    result = output_bias(model, task, levels, episodes=128, replicas=2, seed=0)
+    summary = sweep_noise(model, task, levels, episodes=256, seed=5).summary("oracle_mse")
+    # output_bias has 128 episodes (replicas of one episode are not independent): 2x the sem
+    tolerance = 4.0 * np.sqrt(summary.sem**2 + (2.0 * summary.sem) ** 2)
+    assert np.all(np.abs(result.mse - summary.mean) < tolerance), (result.mse, summary.mean)
+    assert np.argmin(result.mse) == np.argmin(summary.mean)
 
 
 def test_output_bias_validation(task):
