@@ -1,4 +1,8 @@
-"""Build argparse options from frozen config dataclasses, with each field's docstring as its help."""
+"""Command-line options from frozen config dataclasses, with each field's docstring as its help.
+
+Python keeps no docstrings of dataclass fields at run time, so :func:`field_docs` reads them from
+the class's source (the string literal written under ``x: int = 1``).
+"""
 
 from __future__ import annotations
 
@@ -14,7 +18,7 @@ from collections.abc import Iterable
 from functools import cache
 from typing import Any
 
-__all__ = ["add_config_arguments", "config_from_arguments", "field_docs"]
+__all__ = ["ConfigOptions", "add_config_arguments", "field_docs", "flag"]
 
 
 @cache
@@ -39,6 +43,11 @@ def field_docs(cls: type) -> dict[str, str]:
     return docs
 
 
+def flag(name: str) -> str:
+    """The command-line flag of a field: ``learning_rate`` -> ``--learning-rate``."""
+    return "--" + name.replace("_", "-")
+
+
 def _scalar_type(annotation: Any) -> type | None:
     """The argparse type of a field: int, float, str, bool, or None for unsupported types."""
     if isinstance(annotation, str):
@@ -51,38 +60,53 @@ def _scalar_type(annotation: Any) -> type | None:
     return annotation if annotation in (int, float, str, bool) else None
 
 
+@dataclasses.dataclass(frozen=True)
+class ConfigOptions:
+    """The options that one config class added to a parser, and how to build it back from them."""
+
+    cls: type
+    names: tuple[str, ...]
+    """The fields that are options."""
+    flags: tuple[str, ...]
+    """Their flags, e.g. ``("--hidden-size", "--learn-initial-state", "--no-learn-initial-state")``."""
+
+    def build(self, args: argparse.Namespace, **fixed: Any) -> Any:
+        """The config from the options the user set, plus ``fixed``; the rest keep the defaults."""
+        values = {name: getattr(args, name) for name in self.names}
+        values = {name: value for name, value in values.items() if value is not None}
+        return self.cls(**values, **fixed)
+
+
 def add_config_arguments(
     parser: argparse.ArgumentParser,
     cls: type,
     *,
     exclude: Iterable[str] = (),
-    prefix: str = "",
-) -> None:
-    """Add one ``--option`` per scalar field of ``cls`` (unset options keep the config default)."""
+    title: str | None = None,
+) -> ConfigOptions:
+    """Add one ``--option`` per scalar field of ``cls`` (help: its docstring and its default).
+
+    Unset options stay ``None`` in the namespace, so :meth:`ConfigOptions.build` leaves the
+    config's own default in place.
+    """
     hints = typing.get_type_hints(cls)
     docs = field_docs(cls)
-    group = parser.add_argument_group(f"{cls.__name__} options")
+    exclude = set(exclude)
+    group = parser.add_argument_group(title or f"{cls.__name__} options")
+    names, flags = [], []
     for field in dataclasses.fields(cls):
         kind = _scalar_type(hints.get(field.name))
         if field.name in exclude or kind is None:
             continue
-        flag = "--" + (prefix + field.name).replace("_", "-")
         default = field.default if field.default is not dataclasses.MISSING else None
         help_text = f"{docs.get(field.name, '')} (default: {default})"
-        dest = prefix + field.name
         if kind is bool:
-            group.add_argument(
-                flag, dest=dest, action=argparse.BooleanOptionalAction, default=None, help=help_text
+            action: Any = argparse.BooleanOptionalAction
+            added = group.add_argument(
+                flag(field.name), dest=field.name, action=action, help=help_text
             )
         else:
-            group.add_argument(flag, dest=dest, type=kind, default=None, help=help_text)
-
-
-def config_from_arguments(cls: type, args: argparse.Namespace, *, prefix: str = "", **fixed: Any):
-    """Build ``cls`` from the options the user set, plus ``fixed`` values; the rest are defaults."""
-    values = dict(fixed)
-    for field in dataclasses.fields(cls):
-        value = getattr(args, prefix + field.name, None)
-        if value is not None and field.name not in fixed:
-            values[field.name] = value
-    return cls(**values)
+            added = group.add_argument(flag(field.name), dest=field.name, type=kind, help=help_text)
+        names.append(field.name)
+        flags.extend(added.option_strings)
+    return ConfigOptions(cls, tuple(names), tuple(flags))

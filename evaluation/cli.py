@@ -1,21 +1,30 @@
-"""``noisepref``: the command line over the library (train, sweep, plot, envs, demo)."""
+"""``noisepref``: the command line over the library (envs, train, sweep, plot, demo, analyze).
+
+Every user error ends in one line on stderr, ``noisepref COMMAND: error: ...``, never a traceback
+(``--debug`` shows it): exit code 2 for bad arguments (argparse's usage errors, ``ValueError``,
+``TypeError``, a path that names the wrong kind of thing), 1 for failures while doing valid work
+(:class:`~agents.errors.RunError`, :class:`~agents.errors.TrainingDiverged`, ``OSError``).
+"""
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
+import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any, NoReturn
 
 import numpy as np
 import torch
 
-from agents.ctrnn import CTRNNConfig
-from agents.runs import load_run
-from agents.supervised import TrainConfig, TrainingDiverged, train_run
-from evaluation._argparse import add_config_arguments, config_from_arguments
+from agents.ctrnn import CTRNN, CTRNNConfig
+from agents.errors import CorruptRun, NotARunFolder, RunError, TrainingDiverged
+from agents.runs import RUN_FILE, Run, load_run
+from agents.sb3.config import RL_ALGOS, CTRNNPolicyConfig, MLPPolicyConfig, RLTrainConfig
+from agents.supervised import TrainConfig, train_run
+from evaluation._argparse import add_config_arguments
 from evaluation.demo import PlacementConfig, compare_placements, demo_verdicts, write_demo_outputs
 from evaluation.plots.sweep import plot_sweep, save_figure
 from evaluation.stats import preference, preference_table
@@ -32,23 +41,85 @@ network performs best at.
 
   noisepref demo --out demo_output        the main job, about a minute on 2 CPU cores
   noisepref envs                          list the environments
-  noisepref train --task NoisyFunctionApprox-v0 --placement in --sigma 0.5 --out runs/in
+  noisepref train --placement in --sigma 0.5 --out runs/in
+  noisepref train --algo recurrent_ppo --help   each algorithm's own options and defaults
   noisepref sweep runs/in                 sweep its test noise, print the preference
   noisepref plot runs/in runs/out --out noise.png
   noisepref analyze runs/in runs/out      explain the preference: shifts, bias, kink occupancy
+
+Errors are one line (exit 2: bad arguments, 1: the run or the system failed); `noisepref --debug
+COMMAND ...` shows the traceback.
 """
 
+ALGOS = ("supervised", *RL_ALGOS)
 
-def build_parser() -> argparse.ArgumentParser:
-    """The ``noisepref`` argument parser with its subcommands."""
-    parser = argparse.ArgumentParser(
+USAGE_ERRORS = (ValueError, TypeError)
+RUNTIME_ERRORS = (RunError, TrainingDiverged, OSError)
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line (and exit code 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        """Print ``PROG: error: MESSAGE`` on one line and exit with code 2."""
+        self.exit(2, f"{self.prog}: error: {_one_line(message)} (see `{self.prog} --help`)\n")
+
+
+def _one_line(text: object) -> str:
+    return " ".join(str(text).split())
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``noisepref``; returns the exit code (argparse's usage errors exit 2 themselves)."""
+    argv = _join_negative_values(list(sys.argv[1:] if argv is None else argv))
+    parser = build_parser(algo=_requested_algo(argv))
+    args, extras = parser.parse_known_args(argv)
+    if extras:
+        _refuse_extras(parser, args, extras)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    try:
+        return args.handler(args)
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        return _fail(args, "interrupted", 130)
+    except (*RUNTIME_ERRORS, *USAGE_ERRORS) as error:
+        if args.debug:
+            raise
+        code = 1 if isinstance(error, RUNTIME_ERRORS) else 2
+        return _fail(args, _message(error), code)
+
+
+def _fail(args: argparse.Namespace, message: str, code: int) -> int:
+    print(f"noisepref {args.command}: error: {_one_line(message)}", file=sys.stderr)
+    return code
+
+
+def _message(error: BaseException) -> str:
+    if isinstance(error, OSError) and error.strerror and error.filename:
+        return f"{error.strerror}: {error.filename}"
+    return str(error) or type(error).__name__
+
+
+def _warn(command: str, message: str) -> None:
+    print(f"noisepref {command}: warning: {_one_line(message)}", file=sys.stderr)
+
+
+def build_parser(algo: str = "supervised") -> argparse.ArgumentParser:
+    """The ``noisepref`` parser; ``train`` takes the options of training algorithm ``algo``."""
+    parser = _Parser(
         prog="noisepref",
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,
+    )
+    parser.add_argument(
+        "--debug", action="store_true", help="show the traceback of an error (also after COMMAND)"
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_envs(commands)
-    _add_train(commands)
+    _add_train(commands, algo)
     _add_sweep(commands)
     _add_plot(commands)
     _add_demo(commands)
@@ -56,30 +127,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``noisepref``; bad input exits with code 2 and a one-line message."""
-    args = build_parser().parse_args(argv)
-    if getattr(args, "threads", None) is not None:
-        torch.set_num_threads(args.threads)
-    try:
-        return args.handler(args)
-    except (ValueError, TrainingDiverged) as error:
-        print(f"noisepref {args.command}: error: {error}", file=sys.stderr)
-        return 2
+def _add_command(commands: Any, name: str, handler: Callable, **kwargs: Any) -> _Parser:
+    parser = commands.add_parser(name, allow_abbrev=False, **kwargs)
+    parser.add_argument(
+        "--debug", action="store_true", default=argparse.SUPPRESS, help="show the traceback"
+    )
+    parser.set_defaults(handler=handler, threads=None)
+    return parser
 
 
-def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--device", default="cpu", help="torch device, e.g. cpu or cuda (default: cpu)"
-    )
-    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
-    parser.add_argument(
-        "--threads",
-        type=_positive_int,
-        default=None,
-        help="torch CPU threads (default: torch's choice); 1 is best for small networks on a "
-        "machine that is busy with other work",
-    )
+# ---------------------------------------------------------------------------------------------
+# Argument types: each refuses a bad value with one line naming what is allowed.
 
 
 def _positive_int(text: str) -> int:
@@ -92,9 +150,146 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _add_envs(commands) -> None:
-    parser = commands.add_parser("envs", help="list the registered environments")
-    parser.set_defaults(handler=_envs)
+def _nonnegative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text!r}")
+    return value
+
+
+def _available_devices() -> list[str]:
+    devices = ["cpu"] + [f"cuda:{index}" for index in range(torch.cuda.device_count())]
+    if torch.backends.mps.is_available():
+        devices.append("mps")
+    return devices
+
+
+def _device(text: str) -> str:
+    """A torch device that exists on this machine (cpu, cuda, cuda:N or mps)."""
+    available = ", ".join(_available_devices())
+    try:
+        device = torch.device(text)
+    except (RuntimeError, ValueError):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a device; available here: {available}"
+        ) from None
+    index = 0 if device.index is None else device.index
+    usable = {
+        "cpu": True,
+        "cuda": index < torch.cuda.device_count(),
+        "mps": torch.backends.mps.is_available(),
+    }
+    if not usable.get(device.type, False):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not available on this machine; available here: {available}"
+        )
+    return text
+
+
+def _path(text: str) -> Path:
+    """A non-empty path (``''`` would mean the current folder)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must name a file or folder, got ''")
+    return Path(text)
+
+
+def _json_object(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise argparse.ArgumentTypeError(
+            f"must be a JSON object such as '{{\"steps\": 30}}', got {text!r} ({error})"
+        ) from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(
+            f"must be a JSON object such as '{{\"steps\": 30}}', got {text!r}"
+        )
+    return value
+
+
+def _levels(text: str) -> np.ndarray:
+    """Comma-separated test noise levels, each finite and >= 0."""
+    try:
+        levels = [float(item) for item in text.split(",") if item.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"must be comma-separated numbers such as 0,0.25,0.5, got {text!r}"
+        ) from None
+    bad = [level for level in levels if not (math.isfinite(level) and level >= 0)]
+    if not levels or bad:
+        raise argparse.ArgumentTypeError(f"test noise levels must be finite and >= 0, got {text!r}")
+    return np.array(levels)
+
+
+def _join_negative_values(argv: list[str]) -> list[str]:
+    """``--levels -1,0.5`` -> ``--levels=-1,0.5``: argparse takes ``-1,0.5`` for an option."""
+    joined: list[str] = []
+    for token in argv:
+        if joined and joined[-1] == "--levels" and token[:2] not in ("--", "-h"):
+            joined[-1] = f"--levels={token}"
+        else:
+            joined.append(token)
+    return joined
+
+
+def _check_output(path: Path, option: str, *, folder: bool) -> None:
+    """Refuse an output path that names the wrong kind of thing (a folder for a file, ...)."""
+    if folder and path.exists() and not path.is_dir():
+        raise ValueError(f"`{option}` must name a folder, but {path} is a file")
+    if not folder and path.is_dir():
+        raise ValueError(f"`{option}` must name a file, but {path} is a folder")
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--device",
+        type=_device,
+        default="cpu",
+        help="torch device: cpu, cuda, cuda:N or mps, where available (default: cpu)",
+    )
+    parser.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="hide progress bars (they are shown only when stderr is a terminal)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=_positive_int,
+        default=None,
+        help="torch CPU threads (default: torch's choice); 1 is best for small networks on a "
+        "machine that is busy with other work",
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Run folders given as arguments.
+
+
+def _load_run(path: Path, device: str) -> Run:
+    """Load a run folder; a path that is not one is refused before anything is computed."""
+    if not path.exists():
+        raise ValueError(f"{path} is not a run folder: it does not exist")
+    if not path.is_dir():
+        raise ValueError(f"{path} is not a run folder: it is a file")
+    if not (path / RUN_FILE).is_file():
+        raise NotARunFolder(f"{path} is not a run folder: it has no {RUN_FILE}")
+    try:
+        return load_run(path, device=device)
+    except RunError:
+        raise
+    except ValueError as error:
+        raise CorruptRun(str(error)) from error
+
+
+# ---------------------------------------------------------------------------------------------
+# envs
+
+
+def _add_envs(commands: Any) -> None:
+    _add_command(commands, "envs", _envs, help="list the registered environments")
 
 
 def _envs(args: argparse.Namespace) -> int:
@@ -114,39 +309,116 @@ def _envs(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_train(commands) -> None:
-    parser = commands.add_parser(
+# ---------------------------------------------------------------------------------------------
+# train: two stages, --algo first, then that algorithm's options.
+
+
+def _algo_configs(algo: str) -> list[tuple[type, tuple[str, ...]]]:
+    """The config classes whose fields are ``train --algo ALGO``'s options, and the fields left out.
+
+    The RL policies' ``sigma`` and ``seed`` are the training config's (the trainer replaces
+    them), so they are options of RLTrainConfig only.
+    """
+    if algo == "supervised":
+        return [(CTRNNConfig, ("input_size", "output_size")), (TrainConfig, ())]
+    policy = CTRNNPolicyConfig if algo == "recurrent_ppo" else MLPPolicyConfig
+    return [(policy, ("sigma", "seed")), (RLTrainConfig, ("algo",))]
+
+
+def _requested_algo(argv: Sequence[str]) -> str:
+    """The value of ``train``'s ``--algo`` (the last one given), or supervised."""
+    algo = "supervised"
+    for token, following in zip(argv, [*argv[1:], ""], strict=True):
+        value = following if token == "--algo" else token.removeprefix("--algo=")
+        if (token == "--algo" or token.startswith("--algo=")) and value in ALGOS:
+            algo = value
+    return algo
+
+
+def _add_train(commands: Any, algo: str) -> None:
+    parser = _add_command(
+        commands,
         "train",
-        help="train a CTRNN by supervised BPTT into a run folder (resumes an interrupted run)",
-        description="Train a CTRNN in a task by BPTT on the masked teacher loss (closed-loop tasks "
-        "step by step inside the task, open-loop ones as whole sequences).",
+        _train,
+        help="train a CTRNN (or, with --algo, an RL policy) into a run folder; resumes",
+        description=(
+            "Train a network in a task into a run folder (an interrupted run resumes). --algo "
+            "supervised (the default) trains a CTRNN by BPTT on the masked teacher loss; --algo "
+            "recurrent_ppo (a CTRNN core) and --algo ppo (a noisy MLP) learn by reinforcement "
+            "with stable-baselines3 (pip install 'noise-preference[rl]'). Each algorithm has its "
+            f"own options and defaults, listed below for --algo {algo}: see `noisepref train "
+            "--algo ALGO --help` for another."
+        ),
+    )
+    parser.add_argument(
+        "--algo",
+        default="supervised",
+        choices=ALGOS,
+        help="training algorithm (default: supervised); its options follow",
     )
     parser.add_argument("--task", default="NoisyFunctionApprox-v0", help="environment id")
     parser.add_argument(
         "--task-kwargs",
-        default="{}",
-        type=json.loads,
-        help="task options as JSON, e.g. '{\"steps\": 30}'",
+        default={},
+        type=_json_object,
+        help="task options as a JSON object, e.g. '{\"steps\": 30}'",
     )
-    parser.add_argument("--out", required=True, type=Path, help="run folder to write (or resume)")
-    add_config_arguments(parser, CTRNNConfig, exclude=("input_size", "output_size"))
-    add_config_arguments(parser, TrainConfig)
-    _add_rl_arguments(parser)
+    parser.add_argument("--out", required=True, type=_path, help="run folder to write (or resume)")
+    groups = [
+        add_config_arguments(parser, cls, exclude=exclude, title=f"{cls.__name__} options")
+        for cls, exclude in _algo_configs(algo)
+    ]
     _common(parser)
-    parser.set_defaults(handler=_train)
+    parser.set_defaults(config_options=groups)
+
+
+def _refuse_extras(
+    parser: argparse.ArgumentParser, args: argparse.Namespace, extras: list[str]
+) -> NoReturn:
+    """Name an option that belongs to another training algorithm, or any unknown argument."""
+    command = getattr(args, "command", "")
+    if command == "train":
+        for token in extras:
+            name = token.split("=", 1)[0]
+            owners = [algo for algo in ALGOS if algo != args.algo and name in _algo_flags(algo)]
+            if owners:
+                parser.exit(
+                    2,
+                    f"noisepref train: error: {name} does not apply to --algo {args.algo} "
+                    f"(it is an option of --algo {' and '.join(owners)}; see `noisepref train "
+                    f"--algo {args.algo} --help`)\n",
+                )
+    parser.exit(
+        2,
+        f"noisepref {command}: error: unrecognized arguments: {' '.join(extras)} "
+        f"(see `noisepref {command} --help`)\n",
+    )
+
+
+def _algo_flags(algo: str) -> set[str]:
+    probe = _Parser(add_help=False)
+    return {
+        name
+        for cls, exclude in _algo_configs(algo)
+        for name in add_config_arguments(probe, cls, exclude=exclude).flags
+    }
 
 
 def _train(args: argparse.Namespace) -> int:
-    if not isinstance(args.task_kwargs, dict):
-        raise ValueError(f"`--task-kwargs` must be a JSON object, got {args.task_kwargs!r}")
-    if args.algo != "supervised":
-        return _train_rl(args)
-    task = make_task(args.task, **args.task_kwargs)
-    model_config = config_from_arguments(
-        CTRNNConfig, args, input_size=task.obs_size, output_size=task.action_size
-    )
-    train_config = config_from_arguments(TrainConfig, args)
-    run = train_run(
+    _check_output(args.out, "--out", folder=True)
+    model_options, train_options = args.config_options
+    if args.algo == "supervised":
+        train_config = train_options.build(args)
+        task = make_task(args.task, **args.task_kwargs)
+        model_config = model_options.build(
+            args, input_size=task.obs_size, output_size=task.action_size
+        )
+    else:
+        train_config = train_options.build(args, algo=args.algo)
+        model_config = model_options.build(args)
+    _warn_without_noise(train_config.sigma)
+    trainer = train_run if args.algo == "supervised" else _train_rl_run
+    run = trainer(
         args.out,
         args.task,
         model_config,
@@ -156,109 +428,171 @@ def _train(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
     )
     final = run.history[-1]["loss"] if run.history else float("nan")
-    print(f"{run!r}\nfinal training loss {final:.4g}")
+    print(f"{run!r}\nfinal {'training' if args.algo == 'supervised' else 'PPO'} loss {final:.4g}")
     return 0
 
 
-def _add_sweep(commands) -> None:
-    parser = commands.add_parser(
+def _train_rl_run(*args: Any, **kwargs: Any) -> Run:
+    from agents.sb3.training import train_rl_run  # needs the `rl` extra (stable-baselines3)
+
+    return train_rl_run(*args, **kwargs)
+
+
+def _warn_without_noise(sigma: float) -> None:
+    if sigma == 0:
+        _warn(
+            "train",
+            "--sigma is 0: the network trains without noise, so a noise sweep of it cannot show "
+            "a preference for its training noise (give --sigma > 0 for a noise study)",
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# sweep
+
+
+def _add_sweep(commands: Any) -> None:
+    parser = _add_command(
+        commands,
         "sweep",
+        _sweep,
         help="sweep a trained run's test noise and report its noise preference",
-        description="Evaluate a run at many test noise levels (all batched, common random numbers).",
+        description="Evaluate a run at many test noise levels (all batched, common random "
+        "numbers). The table is written only when the sweep succeeds.",
     )
-    parser.add_argument("run", type=Path, help="run folder written by `noisepref train`")
+    parser.add_argument("run", type=_path, help="run folder written by `noisepref train`")
     parser.add_argument(
         "--levels",
-        help="comma-separated test noise levels (default: 17 levels from 0 to 2x the training noise)",
+        type=_levels,
+        help="comma-separated test noise levels >= 0 (default: 17 levels from 0 to 2x the "
+        "training noise, or to 1 if it was 0)",
     )
     parser.add_argument(
-        "--episodes", type=int, default=256, help="episodes per level (default: 256)"
+        "--episodes", type=_positive_int, default=256, help="episodes per level (default: 256)"
     )
-    parser.add_argument("--seed", type=int, default=0, help="seed of the sweep (default: 0)")
+    parser.add_argument(
+        "--seed", type=_nonnegative_int, default=0, help="seed of the sweep (default: 0)"
+    )
     parser.add_argument("--metric", help="metric to report (default: the task's primary metric)")
-    parser.add_argument("--out", type=Path, help="CSV to write (default: RUN/sweep.csv)")
+    parser.add_argument("--out", type=_path, help="CSV to write (default: RUN/sweep.csv)")
     _common(parser)
-    parser.set_defaults(handler=_sweep)
 
 
-def _levels(text: str | None, train_sigma: float) -> np.ndarray:
-    if text is None:
-        top = 2.0 * train_sigma if train_sigma > 0 else 1.0
-        return np.linspace(0.0, top, 17)
-    try:
-        return np.array([float(item) for item in text.split(",") if item.strip()])
-    except ValueError as error:
-        raise ValueError(f"`--levels` must be comma-separated numbers, got {text!r}") from error
+def _default_levels(train_sigma: float) -> np.ndarray:
+    top = 2.0 * train_sigma if train_sigma > 0 else 1.0
+    return np.linspace(0.0, top, 17)
 
 
 def _sweep(args: argparse.Namespace) -> int:
-    run = load_run(args.run, device=args.device)
+    run = _load_run(args.run, args.device)
+    task = run.task()
+    metric = task.metric(args.metric).name  # checked before computing anything
+    out = args.out or run.path / "sweep.csv"
+    _check_output(out, "--out", folder=False)
+    sigma = run.train_config.sigma
     result = sweep_noise(
         run.model,
-        run.task(),
-        _levels(args.levels, run.train_config.sigma),
+        task,
+        _default_levels(sigma) if args.levels is None else args.levels,
         episodes=args.episodes,
         seed=args.seed,
         device=args.device,
         progress=not args.no_progress,
     )
-    path = result.to_csv(args.out or run.path / "sweep.csv")
-    label = run.path.name
-    print(summary_table({label: result}, metric=args.metric))
-    print()
-    print(
-        preference_table({label: preference(result, args.metric)}, {label: run.train_config.sigma})
-    )
+    label = run.path.resolve().name
+    tables = [
+        summary_table({label: result}, metric=metric),
+        preference_table({label: preference(result, metric)}, {label: sigma}),
+    ]
+    path = result.to_csv(out)
+    print("\n\n".join(tables))
     print(f"\nwrote {path}")
     return 0
 
 
-def _add_plot(commands) -> None:
-    parser = commands.add_parser(
+# ---------------------------------------------------------------------------------------------
+# plot
+
+
+def _add_plot(commands: Any) -> None:
+    parser = _add_command(
+        commands,
         "plot",
+        _plot,
         help="plot metric against test noise for swept runs",
         description="Plot sweeps (run folders holding sweep.csv, or sweep CSV files) in one figure.",
     )
-    parser.add_argument("sweeps", nargs="+", type=Path, help="run folders or sweep CSV files")
+    parser.add_argument("sweeps", nargs="+", type=_path, help="run folders or sweep CSV files")
     parser.add_argument(
-        "--out", type=Path, default=Path("noise_preference.png"), help="PNG to write"
+        "--out",
+        type=_path,
+        default=Path("noise_preference.png"),
+        help="figure to write; its extension names the format (default: noise_preference.png)",
     )
     parser.add_argument("--metric", help="metric to plot (default: the task's primary metric)")
-    parser.set_defaults(handler=_plot)
+
+
+def _read_sweep(path: Path) -> SweepResult:
+    """The sweep table of a run folder or a CSV file; a file that is not one is named."""
+    csv_path = path / "sweep.csv" if path.is_dir() else path
+    if path.is_dir() and not csv_path.is_file():
+        raise ValueError(f"{path} has no sweep.csv: run `noisepref sweep {path}` first")
+    if not csv_path.is_file():
+        raise ValueError(f"{path} does not exist: give a run folder or a sweep CSV file")
+    try:
+        return SweepResult.from_csv(csv_path)
+    except (ValueError, TypeError, KeyError, IndexError) as error:
+        detail = str(error).replace(f"{csv_path}: ", "").replace(str(csv_path), "it")
+        raise ValueError(
+            f"{csv_path} is not a sweep table written by `noisepref sweep`: {detail}"
+        ) from error
 
 
 def _plot(args: argparse.Namespace) -> int:
+    _check_output(args.out, "--out", folder=False)
     results, train_sigma = {}, {}
     for path in args.sweeps:
-        csv_path = path / "sweep.csv" if path.is_dir() else path
-        if not csv_path.is_file():
-            raise ValueError(f"{csv_path} does not exist: run `noisepref sweep {path}` first")
-        label = path.name if path.is_dir() else path.stem
-        results[label] = SweepResult.from_csv(csv_path)
+        label = path.resolve().name if path.is_dir() else path.stem
+        results[label] = _read_sweep(path)
         if path.is_dir():
-            train_sigma[label] = load_run(path).train_config.sigma
+            train_sigma[label] = _load_run(path, "cpu").train_config.sigma
+    for result in results.values():
+        result.resolve_metric(args.metric)  # checked before drawing anything
     figure = plot_sweep(results, metric=args.metric, train_sigma=train_sigma or None)
     print(f"wrote {save_figure(figure, args.out)}")
     return 0
 
 
-def _add_demo(commands) -> None:
-    parser = commands.add_parser(
+# ---------------------------------------------------------------------------------------------
+# demo
+
+
+def _add_demo(commands: Any) -> None:
+    parser = _add_command(
+        commands,
         "demo",
+        _demo,
         help="the main job: noise-in vs noise-out CTRNNs, trained, swept, compared and plotted",
         description=(
             "Train a noise-in and a noise-out CTRNN at the same training noise, sweep their test "
-            "noise, print the preference table and write the plot. Re-running resumes."
+            "noise, print the preference table and write the plot. The run folders are named by "
+            "their config (OUT/noise-in-sigma0.5, ...), so another --sigma is another pair of "
+            "runs; re-running the same config resumes or reuses it."
         ),
     )
-    parser.add_argument("--out", type=Path, default=Path("demo_output"), help="output folder")
-    add_config_arguments(parser, PlacementConfig)
+    parser.add_argument(
+        "--out",
+        type=_path,
+        default=Path("demo_output"),
+        help="output folder (default: demo_output)",
+    )
+    parser.set_defaults(config_options=add_config_arguments(parser, PlacementConfig))
     _common(parser)
-    parser.set_defaults(handler=_demo)
 
 
 def _demo(args: argparse.Namespace) -> int:
-    config = config_from_arguments(PlacementConfig, args)
+    _check_output(args.out, "--out", folder=True)
+    config = args.config_options.build(args)
     comparison = compare_placements(
         config, out_dir=args.out, device=args.device, progress=not args.no_progress
     )
@@ -271,81 +605,81 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_analyze(commands) -> None:
+# ---------------------------------------------------------------------------------------------
+# analyze
+
+
+def _add_analyze(commands: Any) -> None:
     from evaluation.mechanism.analysis import AnalysisConfig
 
-    parser = commands.add_parser(
+    parser = _add_command(
+        commands,
         "analyze",
+        _analyze,
         help="explain trained runs' noise preference: fixed points, noise shift, bias, kinks",
         description=(
             "Analyse trained CTRNN runs at their training noise: noise-free fixed points, the "
             "noise-induced shift of the stationary mean (simulated and mean-field), the output "
             "bias it causes at other test noise, and the share of units near the kink. Prints a "
             "report and writes mechanism.txt and mechanism_*.png per run, plus "
-            "kink_occupancy.png comparing several runs."
+            "kink_occupancy.png comparing several runs. Every run folder is checked first."
         ),
     )
-    parser.add_argument("runs", nargs="+", type=Path, help="run folders to analyse")
+    parser.add_argument("runs", nargs="+", type=_path, help="CTRNN run folders to analyse")
     parser.add_argument(
-        "--out", type=Path, help="output folder, one subfolder per run (default: the run folders)"
+        "--out",
+        type=_path,
+        help="output folder, one subfolder per run (default: the run folders)",
     )
-    add_config_arguments(parser, AnalysisConfig)
+    parser.set_defaults(config_options=add_config_arguments(parser, AnalysisConfig))
     _common(parser)
-    parser.set_defaults(handler=_analyze)
 
 
 def _analyze(args: argparse.Namespace) -> int:
-    from evaluation.mechanism.analysis import AnalysisConfig, analyze_run, write_reports
+    from evaluation.mechanism.analysis import write_reports
 
-    config = config_from_arguments(AnalysisConfig, args)
-    reports, folders = {}, {}
-    for path in args.runs:
-        label = path.resolve().name
-        reports[label] = analyze_run(path, config, device=args.device)
-        folders[label] = args.out / label if args.out else path
-        print(reports[label].summary(), end="\n\n")
+    config = args.config_options.build(args)
+    if args.out is not None:
+        _check_output(args.out, "--out", folder=True)
+    runs = [_load_ctrnn_run(path, args.device) for path in args.runs]  # all checked first
+    reports = _analyze_all(runs, config, args.device)
+    folders = {
+        label: args.out / label if args.out else run.path
+        for label, run in zip(reports, runs, strict=True)
+    }
     summary_folder = args.out or args.runs[0].resolve().parent
     written = write_reports(reports, folders, summary_folder=summary_folder)
     print("wrote " + ", ".join(str(path) for path in written if path.suffix == ".png"))
     return 0
 
 
-def _add_rl_arguments(parser: argparse.ArgumentParser) -> None:
-    from agents.sb3.config import RL_ALGOS, CTRNNPolicyConfig, MLPPolicyConfig, RLTrainConfig
+def _analyze_all(runs: list[Run], config: Any, device: str) -> dict[str, Any]:
+    """The mechanism report of each run, by run folder name, each printed as it is done."""
+    from evaluation.mechanism.analysis import analyze_model
 
-    parser.add_argument(
-        "--algo",
-        default="supervised",
-        choices=("supervised", *RL_ALGOS),
-        help="supervised BPTT (default), ppo (a noisy MLP policy) or recurrent_ppo (a CTRNN core), "
-        "the last two with stable-baselines3; unset RL options take RLTrainConfig's defaults",
-    )
-    taken = {"algo"} | {
-        f.name for cls in (CTRNNConfig, TrainConfig) for f in dataclasses.fields(cls)
-    }
-    for config_class in (RLTrainConfig, CTRNNPolicyConfig, MLPPolicyConfig):
-        names = [field.name for field in dataclasses.fields(config_class)]
-        add_config_arguments(parser, config_class, exclude=[n for n in names if n in taken])
-        taken.update(names)
+    reports = {}
+    for run in runs:
+        label = run.path.resolve().name
+        reports[label] = analyze_model(
+            run.model,
+            run.task(),
+            train_sigma=run.train_config.sigma,
+            config=config,
+            label=label,
+            device=device,
+        )
+        print(reports[label].summary(), end="\n\n")
+    return reports
 
 
-def _train_rl(args: argparse.Namespace) -> int:
-    from agents.sb3.config import CTRNNPolicyConfig, MLPPolicyConfig, RLTrainConfig
-    from agents.sb3.training import train_rl_run
-
-    policy_class = CTRNNPolicyConfig if args.algo == "recurrent_ppo" else MLPPolicyConfig
-    run = train_rl_run(
-        args.out,
-        args.task,
-        config_from_arguments(policy_class, args),
-        config_from_arguments(RLTrainConfig, args),
-        task_kwargs=args.task_kwargs,
-        device=args.device,
-        progress=not args.no_progress,
-    )
-    final = run.history[-1]["loss"] if run.history else float("nan")
-    print(f"{run!r}\nfinal PPO loss {final:.4g}")
-    return 0
+def _load_ctrnn_run(path: Path, device: str) -> Run:
+    run = _load_run(path, device)
+    if not isinstance(run.model, CTRNN):
+        raise ValueError(
+            f"{path} holds a {run.model_kind} run; `noisepref analyze` explains CTRNN runs "
+            "(trained by `noisepref train --algo supervised`)"
+        )
+    return run
 
 
 if __name__ == "__main__":

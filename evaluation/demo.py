@@ -20,7 +20,17 @@ from noise_envs._checks import check_nonnegative, check_positive, check_positive
 from noise_envs.config import JsonConfig
 from noise_envs.registration import make_task
 
-__all__ = ["PlacementComparison", "PlacementConfig", "compare_placements", "demo_verdicts"]
+__all__ = [
+    "LABELS",
+    "PlacementComparison",
+    "PlacementConfig",
+    "compare_placements",
+    "demo_verdicts",
+    "write_demo_outputs",
+]
+
+LABELS = {"in": "noise-in", "out": "noise-out"}
+"""The label of each noise placement in tables and figures."""
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
@@ -63,6 +73,25 @@ class PlacementConfig(JsonConfig):
         check_nonnegative("seed", self.seed)
 
     @property
+    def tag(self) -> str:
+        """The name of this config's outputs: ``sigma0.5``, plus every changed training option.
+
+        For example ``sigma1-hidden-size16-iterations300``: another training config is another
+        pair of run folders, never a resumed or refused one.
+        """
+        parts = [f"sigma{self.sigma:g}"]
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if field.name in _TRAINING_FIELDS and value != field.default:
+                text = f"{value:g}" if isinstance(value, float) else str(value)
+                parts.append(field.name.replace("_", "-") + text)
+        return "-".join(parts)
+
+    def run_name(self, placement: str) -> str:
+        """The run folder of the network with noise ``placement``, e.g. ``noise-in-sigma0.5``."""
+        return f"{LABELS[placement]}-{self.tag}"
+
+    @property
     def levels(self) -> np.ndarray:
         """The test noise levels of the sweep."""
         return np.linspace(0.0, self.max_level_factor * self.sigma, self.num_levels)
@@ -91,6 +120,20 @@ class PlacementConfig(JsonConfig):
         )
 
 
+_TRAINING_FIELDS = (
+    "task",
+    "hidden_size",
+    "activation",
+    "dt",
+    "tau",
+    "iterations",
+    "batch_size",
+    "learning_rate",
+    "seed",
+)
+"""The fields besides ``sigma`` that change the trained networks (the rest change the sweep)."""
+
+
 @dataclasses.dataclass(frozen=True)
 class PlacementComparison:
     """Sweeps and preference statistics of the two networks, keyed ``noise-in`` / ``noise-out``."""
@@ -107,9 +150,6 @@ class PlacementComparison:
         )
 
 
-LABELS = {"in": "noise-in", "out": "noise-out"}
-
-
 def compare_placements(
     config: PlacementConfig,
     *,
@@ -119,8 +159,9 @@ def compare_placements(
 ) -> PlacementComparison:
     """Train both networks, sweep their test noise and measure their preference.
 
-    With ``out_dir`` the networks are run folders ``out_dir/noise-in`` and ``out_dir/noise-out``
-    (an interrupted demo resumes) holding their ``sweep.csv``.
+    With ``out_dir`` the networks are run folders ``out_dir/noise-in-<tag>`` and
+    ``out_dir/noise-out-<tag>`` (:attr:`PlacementConfig.tag`; an interrupted demo resumes, a
+    finished one is reused) holding their ``sweep.csv``.
     """
     task = make_task(config.task)
     models, sweeps, preferences = {}, {}, {}
@@ -132,7 +173,7 @@ def compare_placements(
         models[label] = model
         preferences[label] = preference(sweeps[label], seed=config.seed)
         if out_dir is not None:
-            sweeps[label].to_csv(Path(out_dir) / label / "sweep.csv")
+            sweeps[label].to_csv(Path(out_dir) / config.run_name(placement) / "sweep.csv")
     return PlacementComparison(config, models, sweeps, preferences)
 
 
@@ -145,7 +186,7 @@ def _trained_model(
 ) -> CTRNN:
     model_config, train_config = config.model_config(placement), config.train_config()
     if out_dir is not None:
-        run_dir = Path(out_dir) / LABELS[placement]
+        run_dir = Path(out_dir) / config.run_name(placement)
         train_run(
             run_dir, config.task, model_config, train_config, device=device, progress=progress
         )
@@ -180,15 +221,20 @@ def demo_verdicts(comparison: PlacementComparison) -> list[tuple[str, bool]]:
 
 
 def write_demo_outputs(comparison: PlacementComparison, out_dir: str | Path) -> dict[str, Path]:
-    """Write the preference table (text) and the noise-preference plot (PNG) into ``out_dir``."""
+    """Write the preference table and the noise-preference plot into ``out_dir``.
+
+    They are ``preference-<tag>.txt`` and ``noise_preference-<tag>.png``
+    (:attr:`PlacementConfig.tag`), so demos of other configs keep theirs.
+    """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    table_path = out_dir / "preference.txt"
+    tag = comparison.config.tag
+    table_path = out_dir / f"preference-{tag}.txt"
     lines = [comparison.table(), ""] + [
         f"[{'PASS' if ok else 'FAIL'}] {claim}" for claim, ok in demo_verdicts(comparison)
     ]
     atomic_write_text(table_path, "\n".join(lines) + "\n")
     figure = plot_sweep(comparison.sweeps, train_sigma=comparison.config.sigma)
-    figure_path = out_dir / "noise_preference.png"
+    figure_path = out_dir / f"noise_preference-{tag}.png"
     save_figure(figure, figure_path)
     return {"table": table_path, "figure": figure_path}
