@@ -179,9 +179,10 @@ def test_no_eager_import_cycle(graph):
     assert cycles(graph) == []
 
 
-KNOWN_LAZY_CYCLES = [["agents.runs", "agents.supervised"]]
+KNOWN_LAZY_CYCLES = [["agents.run_lifecycle", "agents.runs", "agents.supervised"]]
 """Cycles that close through a function-level import, still to remove: agents.runs imports
-agents.supervised's TrainConfig inside a function, and agents.supervised imports agents.runs."""
+agents.supervised's TrainConfig inside a function, and agents.supervised imports agents.runs and
+agents.run_lifecycle (which imports agents.runs)."""
 
 
 def test_no_new_cycle_through_lazy_imports(graph):
