@@ -19,15 +19,32 @@ from agents.noise import (
     scaled_noise,
 )
 from noise_envs._checks import (
+    check_at_most,
     check_choice,
+    check_finite_tensor,
     check_positive,
     check_positive_int,
     check_shape,
 )
+from noise_envs._memory import check_memory
 from noise_envs.config import JsonConfig
 from noise_envs.random import as_random_source
 
-__all__ = ["CTRNN", "CTRNNConfig", "ctrnn_step"]
+__all__ = ["CTRNN", "READOUTS", "RECURRENT_INITS", "CTRNNConfig", "ctrnn_step", "initial_recurrent"]
+
+
+def _linear(z: torch.Tensor) -> torch.Tensor:
+    return z
+
+
+READOUTS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "linear": _linear,
+    "sigmoid": torch.sigmoid,
+}
+"""Read-out functions g in ``y = g(W_out h + b_out)``; sigmoid is Yang et al. (2019)'s."""
+
+RECURRENT_INITS = ("default", "identity", "orthogonal")
+"""Initialisations of W: N(0, gain^2 / N), scale * I, or scale * a random orthogonal matrix."""
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
@@ -54,6 +71,12 @@ class CTRNNConfig(JsonConfig):
     """Recurrent weights start as N(0, gain^2 / N)."""
     learn_initial_state: bool = False
     """Learn the initial hidden state instead of starting at zero."""
+    readout: str = "linear"
+    """Read-out g in y = g(W_out h + b_out): linear, or sigmoid (Yang et al. 2019)."""
+    recurrent_init: str = "default"
+    """Initial W: default (N(0, gain^2 / N)), identity or orthogonal (times recurrent_scale)."""
+    recurrent_scale: float = 0.5
+    """Scale of the identity and orthogonal initialisations (Yang's 0.5 I for softplus and relu)."""
 
     def __post_init__(self) -> None:
         check_positive_int("input_size", self.input_size)
@@ -69,6 +92,15 @@ class CTRNNConfig(JsonConfig):
                 f"`dt` must be <= `tau` (gamma <= 1), got dt={self.dt}, tau={self.tau}"
             )
         check_positive("recurrent_gain", self.recurrent_gain)
+        check_at_most("recurrent_gain", self.recurrent_gain, MAX_GAIN)
+        if not isinstance(self.learn_initial_state, bool):
+            raise ValueError(
+                f"`learn_initial_state` must be True or False, got {self.learn_initial_state!r}"
+            )
+        _check_model_size(self)
+        check_choice("readout", self.readout, READOUTS)
+        check_choice("recurrent_init", self.recurrent_init, RECURRENT_INITS)
+        check_positive("recurrent_scale", self.recurrent_scale)
 
     @property
     def gamma(self) -> float:
@@ -79,6 +111,29 @@ class CTRNNConfig(JsonConfig):
     def noise_gain(self) -> float:
         """Factor applied to sigma: 1, or ``sqrt(2 / gamma)`` for Yang et al.'s scaling."""
         return 1.0 if self.noise_scaling == "per_step" else math.sqrt(2.0 / self.gamma)
+
+
+MAX_GAIN = 1e3
+"""Largest ``recurrent_gain``: beyond it the initial weights overflow float32 or saturate f."""
+_TRAINING_BYTES_PER_PARAMETER = 16
+"""float32 weight, gradient and Adam's two moments."""
+
+
+def _check_model_size(config: CTRNNConfig) -> None:
+    """Refuse sizes whose weights cannot be trained in memory, naming the size at fault."""
+    n, per = config.hidden_size, _TRAINING_BYTES_PER_PARAMETER
+    check_memory("hidden_size", n, per * n * (n + 3))
+    check_memory("input_size", config.input_size, per * n * config.input_size)
+    check_memory("output_size", config.output_size, per * n * config.output_size)
+
+
+def check_model_input(name: str, tensor: object, dtype: torch.dtype) -> torch.Tensor:
+    """``tensor`` if it is a finite tensor of ``dtype`` (the model's), else ValueError naming it."""
+    if not isinstance(tensor, torch.Tensor):
+        raise ValueError(f"`{name}` must be a torch.Tensor, got {type(tensor).__name__}")
+    if tensor.dtype != dtype:
+        raise ValueError(f"`{name}` must have the model's dtype {dtype}, got {tensor.dtype}")
+    return check_finite_tensor(name, tensor)
 
 
 def ctrnn_step(
@@ -119,8 +174,22 @@ def ctrnn_step(
     return torch.lerp(h, noisy_activation(pre, activation, placement, noise), gamma)
 
 
+def initial_recurrent(config: CTRNNConfig, generator: torch.Generator) -> torch.Tensor:
+    """The initial recurrent weights ``[N, N]`` that ``config.recurrent_init`` asks for.
+
+    ``identity`` is ``scale * I`` and ``orthogonal`` ``scale * Q``, Q Haar-distributed (QR of a
+    Gaussian matrix with R's diagonal made positive): Yang et al. (2019)'s ``diag`` and
+    ``randortho``. Draws from ``generator`` only for ``orthogonal``.
+    """
+    n = config.hidden_size
+    if config.recurrent_init == "identity":
+        return config.recurrent_scale * torch.eye(n)
+    q, r = torch.linalg.qr(torch.randn(n, n, generator=generator))
+    return config.recurrent_scale * q * torch.sign(torch.diagonal(r))
+
+
 class CTRNN(nn.Module):
-    """A discrete-time CTRNN with a linear read-out ``y = W_out h + b_out``.
+    """A discrete-time CTRNN with the read-out ``y = g(W_out h + b_out)``, g linear by default.
 
     ``sigma`` (a float, or ``[B]`` for one level per row) is an argument of every call, scaled by
     ``config.noise_gain``; the standard normal samples ``xi`` come from ``noise``. Implements the
@@ -144,6 +213,9 @@ class CTRNN(nn.Module):
         self.W_out = nn.Parameter(torch.randn(o, n, generator=g) / math.sqrt(n))
         self.b_out = nn.Parameter(torch.zeros(o))
         self.h0 = nn.Parameter(torch.zeros(n), requires_grad=config.learn_initial_state)
+        if config.recurrent_init != "default":  # after the default draws: U and W_out as default
+            with torch.no_grad():
+                self.W.copy_(initial_recurrent(config, g))
         self.activation = ACTIVATIONS[config.activation]
 
     def __repr__(self) -> str:
@@ -159,10 +231,9 @@ class CTRNN(nn.Module):
         return self.h0.to(device).expand(batch_size, -1)
 
     def readout(self, h: torch.Tensor) -> torch.Tensor:
-        """The output ``y = W_out h + b_out`` for states ``[..., N]``."""
-        if h.dim() == 2:
-            return F.linear(h, self.W_out, self.b_out)
-        return h @ self.W_out.T + self.b_out
+        """The output ``y = g(W_out h + b_out)`` for states ``[..., N]``."""
+        z = F.linear(h, self.W_out, self.b_out) if h.dim() == 2 else h @ self.W_out.T + self.b_out
+        return READOUTS[self.config.readout](z)
 
     def step(
         self,

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from agents.ctrnn import CTRNN, CTRNNConfig
+from agents.ctrnn import CTRNN, READOUTS, CTRNNConfig
 from agents.noise import ACTIVATIONS, PLACEMENTS, NoiseLike, scaled_noise
 from noise_envs._checks import check_choice, check_positive_int, check_shape
 from noise_envs.random import RandomSource, as_random_source
@@ -258,7 +258,8 @@ class CTRNNEnsemble(nn.Module):
 
     def readout(self, h: torch.Tensor) -> torch.Tensor:
         """Outputs ``[K, R, O]`` for member-stacked states ``[K, R, N]``."""
-        return torch.baddbmm(self.b_out.unsqueeze(1), h, self.W_out.transpose(1, 2))
+        z = torch.baddbmm(self.b_out.unsqueeze(1), h, self.W_out.transpose(1, 2))
+        return READOUTS[self.configs[0].readout](z)
 
     def step(
         self,
