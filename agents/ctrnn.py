@@ -19,14 +19,11 @@ from agents.noise import (
     scaled_noise,
 )
 from noise_envs._checks import (
-    check_at_most,
     check_choice,
-    check_finite_tensor,
     check_positive,
     check_positive_int,
     check_shape,
 )
-from noise_envs._memory import check_memory
 from noise_envs.config import JsonConfig
 from noise_envs.random import as_random_source
 
@@ -92,12 +89,6 @@ class CTRNNConfig(JsonConfig):
                 f"`dt` must be <= `tau` (gamma <= 1), got dt={self.dt}, tau={self.tau}"
             )
         check_positive("recurrent_gain", self.recurrent_gain)
-        check_at_most("recurrent_gain", self.recurrent_gain, MAX_GAIN)
-        if not isinstance(self.learn_initial_state, bool):
-            raise ValueError(
-                f"`learn_initial_state` must be True or False, got {self.learn_initial_state!r}"
-            )
-        _check_model_size(self)
         check_choice("readout", self.readout, READOUTS)
         check_choice("recurrent_init", self.recurrent_init, RECURRENT_INITS)
         check_positive("recurrent_scale", self.recurrent_scale)
@@ -111,29 +102,6 @@ class CTRNNConfig(JsonConfig):
     def noise_gain(self) -> float:
         """Factor applied to sigma: 1, or ``sqrt(2 / gamma)`` for Yang et al.'s scaling."""
         return 1.0 if self.noise_scaling == "per_step" else math.sqrt(2.0 / self.gamma)
-
-
-MAX_GAIN = 1e3
-"""Largest ``recurrent_gain``: beyond it the initial weights overflow float32 or saturate f."""
-_TRAINING_BYTES_PER_PARAMETER = 16
-"""float32 weight, gradient and Adam's two moments."""
-
-
-def _check_model_size(config: CTRNNConfig) -> None:
-    """Refuse sizes whose weights cannot be trained in memory, naming the size at fault."""
-    n, per = config.hidden_size, _TRAINING_BYTES_PER_PARAMETER
-    check_memory("hidden_size", n, per * n * (n + 3))
-    check_memory("input_size", config.input_size, per * n * config.input_size)
-    check_memory("output_size", config.output_size, per * n * config.output_size)
-
-
-def check_model_input(name: str, tensor: object, dtype: torch.dtype) -> torch.Tensor:
-    """``tensor`` if it is a finite tensor of ``dtype`` (the model's), else ValueError naming it."""
-    if not isinstance(tensor, torch.Tensor):
-        raise ValueError(f"`{name}` must be a torch.Tensor, got {type(tensor).__name__}")
-    if tensor.dtype != dtype:
-        raise ValueError(f"`{name}` must have the model's dtype {dtype}, got {tensor.dtype}")
-    return check_finite_tensor(name, tensor)
 
 
 def ctrnn_step(
