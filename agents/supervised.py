@@ -159,7 +159,9 @@ def _train_loop(
     """Train from the run's checkpoint (or from scratch) to ``config.iterations``; the history."""
     params = [param for group in optimizer.param_groups for param in group["params"]]
     start, history = (0, []) if run is None else (run.start, list(run.tables[HISTORY_FILE]))
-    with tqdm(total=config.iterations, initial=start, disable=not progress, desc="train") as bar:
+    with tqdm(
+        total=config.iterations, initial=start, disable=None if progress else True, desc="train"
+    ) as bar:
         for iteration in range(start + 1, config.iterations + 1):
             tick = time.perf_counter()
             loss = _teacher_loss(model, task, config, sources, device)

@@ -142,7 +142,9 @@ def _train_loop(
     """Run PPO iterations from the run's checkpoint (or from scratch); the history."""
     start, history = (0, []) if run is None else (run.start, _merged_history(run))
     run_model = None if run is None else run.request.model
-    with tqdm(total=config.iterations, initial=start, disable=not progress, desc="train rl") as bar:
+    with tqdm(
+        total=config.iterations, initial=start, disable=None if progress else True, desc="train rl"
+    ) as bar:
         for iteration in range(start + 1, config.iterations + 1):
             rate = config.learning_rate_at(iteration)
             try:
