@@ -12,7 +12,7 @@ import torch
 pytest.importorskip("sb3_contrib")
 
 from agents import load_run
-from agents.errors import RunMismatch
+from agents.errors import CorruptRun, NotARunFolder, RunMismatch, TrainingDiverged
 from agents.runs import read_history, read_run_record
 from agents.sb3.config import CTRNNPolicyConfig, MLPPolicyConfig, RLTrainConfig
 from agents.sb3.training import RL_HISTORY_FILE, train_rl, train_rl_run
@@ -201,3 +201,78 @@ def test_cli_trains_and_sweeps_an_rl_run(tmp_path, capsys):
     code = main(["sweep", str(folder), "--levels", "0,0.3", "--episodes", "4", "--no-progress"])
     assert code == 0, capsys.readouterr().err
     assert (folder / "sweep.csv").is_file()
+
+
+def copy_run(source, target):
+    target.mkdir()
+    for path in source.iterdir():
+        if path.is_file():
+            (target / path.name).write_bytes(path.read_bytes())
+    return target
+
+
+@pytest.mark.parametrize("where", ["after_update", "before_rollout"])
+def test_a_diverged_update_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch, where):
+    """A parameter that turns NaN in iteration 2 (whether the update's loss looked finite, or the
+    next rollout's distribution refuses it) raises TrainingDiverged naming iteration 2; the
+    checkpoint of iteration 1 stays and loads with finite weights."""
+    import agents.sb3.training as training
+
+    iterate = training._iterate
+
+    def poisoned(algorithm, iteration, *args):
+        if iteration == 2 and where == "before_rollout":
+            with torch.no_grad():
+                algorithm.policy.log_std.fill_(float("nan"))
+        row = iterate(algorithm, iteration, *args)
+        if iteration == 2 and where == "after_update":
+            with torch.no_grad():
+                algorithm.policy.log_std.fill_(float("nan"))
+        return row
+
+    monkeypatch.setattr(training, "_iterate", poisoned)
+    with pytest.raises(TrainingDiverged, match=r"iteration 2: .*\['log_std'\]"):
+        train_rl(TASK_ID, POLICY, config(), task_kwargs=TASK, run_dir=tmp_path, progress=False)
+    run = load_run(tmp_path)
+    assert (run.status, run.iterations_done) == ("running", 1)
+    assert all(torch.isfinite(value).all() for value in run.model.state_dict().values())
+
+
+def test_an_rl_run_refuses_a_supervised_folder(tmp_path):
+    """A supervised run folder is not an RL run: NotARunFolder, nothing changed."""
+    from agents import CTRNN, CTRNNConfig, train
+    from noise_envs import make_task
+
+    model = CTRNN(CTRNNConfig(input_size=1, output_size=1, hidden_size=3))
+    train(model, make_task(TASK_ID, **TASK), TrainConfig(iterations=1, batch_size=2),
+          run_dir=tmp_path, progress=False)  # fmt: skip
+    before = {path.name: path.read_bytes() for path in tmp_path.iterdir()}
+    with pytest.raises(NotARunFolder, match="holds a supervised run, not a rl one"):
+        train_rl(TASK_ID, POLICY, config(), task_kwargs=TASK, run_dir=tmp_path, progress=False)
+    assert {path.name: path.read_bytes() for path in tmp_path.iterdir()} == before
+
+
+def test_rl_counters_that_disagree_with_the_iteration_are_refused(tmp_path, recurrent_run):
+    """A checkpoint whose step counter is not iteration * num_envs * num_steps is CorruptRun."""
+    folder = copy_run(recurrent_run[0], tmp_path / "run")
+    checkpoint = torch.load(folder / "checkpoint.pt", weights_only=True)
+    checkpoint["rng"]["num_timesteps"] = 5
+    torch.save(checkpoint, folder / "checkpoint.pt")
+    with pytest.raises(CorruptRun, match=r"`rng.num_timesteps` is 5, but `iteration` 2 .* 48"):
+        train_rl(TASK_ID, POLICY, config(iterations=3), task_kwargs=TASK, run_dir=folder,
+                 progress=False)  # fmt: skip
+
+
+def test_a_format_1_rl_run_loads_its_config_from_rl_train_json(tmp_path, recurrent_run):
+    """Format 1 wrote a TrainConfig summary in run.json and the RL config in rl_train.json;
+    load_run reads the RLTrainConfig from there."""
+    folder = copy_run(recurrent_run[0], tmp_path / "run")
+    record = json.loads((folder / "run.json").read_text())
+    (folder / "rl_train.json").write_text(json.dumps(record.pop("trainer") and record["train"]))
+    summary = {key: record["train"][key] for key in TrainConfig.__dataclass_fields__}
+    (folder / "run.json").write_text(json.dumps({**record, "format_version": 1, "train": summary}))
+    run = load_run(folder)
+    assert (run.trainer, run.train_config) == ("rl", config())
+    (folder / "rl_train.json").unlink()
+    with pytest.raises(CorruptRun, match="a format 1 RL run needs"):
+        load_run(folder)
