@@ -135,10 +135,15 @@ class MechanismReport:
         )
 
     def kink_summary(self) -> str:
-        """One line: the kink occupancy at the training noise."""
+        """One line: the kink occupancy at the training noise (knee occupancy for tanh, sigmoid)."""
+        kink, bend = self.kink, self.kink.bend_name
+        if bend == "kink":
+            where = f"{kink.active_share:.1%} above the kink (on)"
+        else:
+            where = f"{kink.saturated_share:.1%} beyond the knees (saturated)"
         return (
-            f"kink occupancy (|mean - kink| < {self.kink.k:g} std at the training noise): "
-            f"{self.kink.share:.1%} of units x inputs; {self.kink.active_share:.1%} above the kink"
+            f"{bend} occupancy (|mean - {bend}| < {kink.k:g} std at the training noise; "
+            f"{kink.bend_description}): {kink.share:.1%} of units x inputs; {where}"
         )
 
     def _train_index(self) -> int:
@@ -194,12 +199,27 @@ class MechanismReport:
         return format_rows(rows)
 
     def figures(self) -> dict[str, Figure]:
-        """The figures by file stem: stationary mean, output bias, kink distances."""
-        labels = [", ".join(f"{v:.2g}" for v in row.tolist()) for row in self.inputs]
+        """The figures by file stem: stationary mean, output bias, kink distances.
+
+        Each is titled by the network's label; the stationary mean's inputs are numbered
+        ``input 1..B`` in the order of :attr:`inputs` (sorted by their first entry).
+        """
         return {
-            "stationary_mean": plot_stationary_mean(self.shift, input_labels=labels),
-            "output_bias": plot_output_bias({self.label: self.bias}, train_sigma=self.train_sigma),
-            "kink_distances": plot_kink_distances({self.label: self.kink}),
+            "stationary_mean": plot_stationary_mean(
+                self.shift,
+                train_sigma=self.train_sigma,
+                title=f"{self.label}: noise-induced shift of the stationary mean",
+            ),
+            "output_bias": plot_output_bias(
+                {self.label: self.bias},
+                train_sigma=self.train_sigma,
+                title=f"{self.label}: {'mse' if self.bias.closed_loop else 'output bias'} "
+                "across test noise",
+            ),
+            "kink_distances": plot_kink_distances(
+                {self.label: self.kink},
+                title=f"{self.label}: distance to the {self.kink.bend_name} at the training noise",
+            ),
         }
 
 

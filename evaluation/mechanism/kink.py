@@ -3,9 +3,14 @@ r"""Kink occupancy: how many units operate near the activation's nonlinearity.
 Noise inside ``f`` shifts a unit's mean only where ``f`` bends within reach of the noise (for relu:
 :math:`E[\mathrm{relu}(a + s\xi)] - \mathrm{relu}(a)` is ``0.399 s`` at ``a = 0`` and vanishes
 for ``|a| >> s``). A unit *occupies the kink* at an input when its pre-activation mean lies
-within ``k`` standard deviations of a kink: :math:`|a - \kappa| < k s`. For relu and softplus the
-kink is 0; for tanh and sigmoid, which have no kink, the points of largest curvature
-(:math:`\pm \operatorname{atanh}(1/\sqrt 3)` and :math:`\pm \ln(2 + \sqrt 3)`) stand in.
+within ``k`` standard deviations of a kink: :math:`|a - \kappa| < k s`.
+
+One definition serves every activation: the *bend points* are where ``f``'s curvature peaks. For
+relu that is its kink at 0, for softplus (a smoothed relu) also 0. tanh and sigmoid have no kink;
+their bend points are the two *knees* where saturation sets in
+(:math:`\pm \operatorname{atanh}(1/\sqrt 3) \approx \pm 0.658` and
+:math:`\pm \ln(2 + \sqrt 3) \approx \pm 1.317`), and reports call the measure *knee occupancy*
+there. Beyond the knees a tanh or sigmoid unit is saturated; above relu's kink it is on.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from agents.noise import ACTIVATIONS
 from evaluation.mechanism.stationary import stationary_statistics
 from noise_envs._checks import check_choice, check_positive, check_shape
 
-__all__ = ["KINKS", "KinkOccupancy", "kink_occupancy", "measure_kink_occupancy"]
+__all__ = ["BEND_NAMES", "KINKS", "KinkOccupancy", "kink_occupancy", "measure_kink_occupancy"]
 
 KINKS: dict[str, tuple[float, ...]] = {
     "relu": (0.0,),
@@ -29,7 +34,10 @@ KINKS: dict[str, tuple[float, ...]] = {
     "tanh": (-math.atanh(1.0 / math.sqrt(3.0)), math.atanh(1.0 / math.sqrt(3.0))),
     "sigmoid": (-math.log(2.0 + math.sqrt(3.0)), math.log(2.0 + math.sqrt(3.0))),
 }
-"""Where each activation bends: its kink, or its points of largest curvature."""
+"""Where each activation bends: its points of largest curvature (relu's kink, tanh's knees)."""
+
+BEND_NAMES: dict[str, str] = {"relu": "kink", "softplus": "kink", "tanh": "knee", "sigmoid": "knee"}
+"""What each activation's bend points are called in reports: a kink, or a knee into saturation."""
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -42,6 +50,26 @@ class KinkOccupancy:
     """``|a - kink| / s`` per input and unit ``[B, N]`` (distance to the nearest kink)."""
     above: np.ndarray
     """Whether the pre-activation mean is above the (largest) kink ``[B, N]``: relu units on."""
+    below: np.ndarray
+    """Whether it is below the (smallest) kink ``[B, N]``: relu units off."""
+    activation: str
+    """The activation the bend points belong to."""
+
+    @property
+    def bend_name(self) -> str:
+        """The bend points' name: kink (relu, softplus) or knee (tanh, sigmoid)."""
+        return BEND_NAMES[self.activation]
+
+    @property
+    def bend_description(self) -> str:
+        """The bend points in words, e.g. "tanh's knees at +-0.658 (no kink; curvature peaks)"."""
+        points = KINKS[self.activation]
+        if len(points) == 1:
+            return f"{self.activation}'s kink at {points[0]:g}"
+        return (
+            f"{self.activation}'s knees at +-{points[-1]:.3g} "
+            "(it has no kink: its curvature peaks there, where saturation sets in)"
+        )
 
     @property
     def near(self) -> np.ndarray:
@@ -62,6 +90,15 @@ class KinkOccupancy:
     def active_share(self) -> float:
         """The share of pairs above the kink (for relu: units that are on at the mean)."""
         return float(self.above.mean())
+
+    @property
+    def saturated_share(self) -> float:
+        """The share of pairs beyond the knees on either side (for tanh and sigmoid: saturated).
+
+        For one-bend activations (relu, softplus) every pair off the kink counts; read
+        :attr:`active_share` there instead.
+        """
+        return float((self.above | self.below).mean())
 
 
 def kink_occupancy(
@@ -101,6 +138,8 @@ def kink_occupancy(
         k=float(k),
         distance=(gap / scale).expand_as(pre_mean).numpy(),
         above=(pre_mean > kinks.max()).numpy(),
+        below=(pre_mean < kinks.min()).numpy(),
+        activation=activation,
     )
 
 

@@ -62,8 +62,38 @@ def test_analysis_of_uncoupled_units():
     text = report.summary()
     assert text.startswith("uncoupled: relu, noise in, gamma 0.5, trained at sigma 0.5")
     assert "3 stable, 0 unstable" in text
-    assert "kink occupancy (|mean - kink| < 1 std at the training noise): 33.3%" in text
-    assert set(report.figures()) == {"stationary_mean", "output_bias", "kink_distances"}
+    assert (
+        "kink occupancy (|mean - kink| < 1 std at the training noise; relu's kink at 0): 33.3%"
+        in text
+    )
+    assert "33.3% above the kink (on)" in text
+    figures = report.figures()
+    assert set(figures) == {"stationary_mean", "output_bias", "kink_distances"}
+    assert all(fig.axes[0].get_title().startswith("uncoupled: ") for fig in figures.values())
+
+
+def test_analysis_of_a_tanh_network_reports_knees_not_a_kink():
+    model = CTRNN(CTRNNConfig(input_size=1, output_size=1, hidden_size=3, activation="tanh"))
+    task = make_task("NoisyFunctionApprox-v0", steps=6, response_steps=3)
+    text = analyze_model(model, task, train_sigma=0.5, config=FAST, label="tanh").summary()
+    assert "knee occupancy (|mean - knee| < 1 std" in text
+    assert "tanh's knees at +-0.658 (it has no kink" in text
+    assert "beyond the knees (saturated)" in text
+    assert "kink occupancy" not in text
+
+
+def test_analysis_of_a_maze_network_reports_the_sweeps_mse():
+    """Closed loop: no bias split; the mse column is the sweep's per-episode oracle_mse."""
+    torch.manual_seed(0)
+    model = CTRNN(CTRNNConfig(input_size=8, output_size=2, hidden_size=8, placement="out"))
+    task = make_task("NoisyMaze-v0")
+    report = analyze_model(model, task, train_sigma=1.0, config=FAST, label="maze")
+    assert report.bias.closed_loop
+    text = report.summary()
+    assert "output bias: not defined on a closed-loop task" in text
+    assert "mse (per episode, as the sweep)" in text
+    assert "bias^2" not in text
+    assert f"{report.bias.mse[0]:.4g} at zero noise" in text
 
 
 def test_analyze_cli_writes_reports_and_figures(runs, tmp_path, capsys):

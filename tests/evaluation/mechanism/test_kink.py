@@ -67,3 +67,17 @@ def test_validation():
         kink_occupancy(torch.zeros(1, 2), torch.tensor([[1.0, 0.0]]), "relu")
     with pytest.raises(ValueError, match=r"Expected `pre_mean` of shape \[\*, \*\]"):
         kink_occupancy(torch.zeros(3), 1.0, "relu")
+
+
+def test_tanh_reports_knees_and_saturation_not_a_kink():
+    """tanh has no kink: its bend points are knees, and units beyond them are saturated."""
+    pre = torch.tensor([[-2.0, -0.6, 0.0, 0.5, 3.0]])
+    occupancy = kink_occupancy(pre, 0.1, "tanh")
+    assert occupancy.bend_name == "knee"
+    assert "no kink" in occupancy.bend_description
+    assert "0.658" in occupancy.bend_description
+    assert occupancy.saturated_share == pytest.approx(2 / 5)  # -2 and 3 lie beyond +-0.658
+    relu = kink_occupancy(pre, 0.1, "relu")
+    assert relu.bend_name == "kink"
+    assert relu.bend_description == "relu's kink at 0"
+    assert relu.active_share == pytest.approx(2 / 5)  # 0.5 and 3 are on
