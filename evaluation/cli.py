@@ -364,6 +364,12 @@ def _add_train(commands: Any, algo: str) -> None:
         help="task options as a JSON object, e.g. '{\"steps\": 30}'",
     )
     parser.add_argument("--out", required=True, type=_path, help="run folder to write (or resume)")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="if --out holds anything but this run, move it aside into OUT/.replaced-* (never "
+        "deleted) and train afresh",
+    )
     groups = [
         add_config_arguments(parser, cls, exclude=exclude, title=f"{cls.__name__} options")
         for cls, exclude in _algo_configs(algo)
@@ -418,15 +424,19 @@ def _train(args: argparse.Namespace) -> int:
         model_config = model_options.build(args)
     _warn_without_noise(train_config.sigma)
     trainer = train_run if args.algo == "supervised" else _train_rl_run
-    run = trainer(
-        args.out,
-        args.task,
-        model_config,
-        train_config,
-        task_kwargs=args.task_kwargs,
-        device=args.device,
-        progress=not args.no_progress,
-    )
+    try:
+        run = trainer(
+            args.out,
+            args.task,
+            model_config,
+            train_config,
+            task_kwargs=args.task_kwargs,
+            device=args.device,
+            progress=not args.no_progress,
+            overwrite=args.overwrite,
+        )
+    except RunError as error:  # the library's advice, in the command line's words
+        raise type(error)(str(error).replace("overwrite=True", "--overwrite")) from error
     final = run.history[-1]["loss"] if run.history else float("nan")
     print(f"{run!r}\nfinal {'training' if args.algo == 'supervised' else 'PPO'} loss {final:.4g}")
     return 0

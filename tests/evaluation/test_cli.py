@@ -490,3 +490,15 @@ def test_threads_sets_torch_threads_and_rejects_zero(tmp_path, capsys, monkeypat
     capsys.readouterr()
     argv = ["train", *TINY_TASK, "--threads", "0", "--out", str(tmp_path / "s")]
     assert_usage_error(argv, capsys, "--threads: must be an integer >= 1, got '0'")
+
+
+def test_a_folder_of_other_files_is_refused_until_overwrite_moves_them_aside(tmp_path, capsys):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "checkpoint.pt").write_bytes(b"my own file")
+    argv = ["train", *TINY_TASK, *TINY_TRAIN, "--sigma", "0.1", "--out", str(out)]
+    assert_fails_with(argv, capsys, 1, str(out), "--overwrite")
+    assert (out / "checkpoint.pt").read_bytes() == b"my own file"
+    assert main([*argv, "--overwrite"]) == 0
+    moved = list(out.glob(".replaced-*/checkpoint.pt"))
+    assert [path.read_bytes() for path in moved] == [b"my own file"]
