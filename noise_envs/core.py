@@ -32,7 +32,7 @@ __all__ = [
 
 @dataclasses.dataclass(frozen=True)
 class Metric:
-    """A per-episode metric and the direction in which it is better."""
+    """A per-episode metric, the direction in which it is better and, if bounded, its range."""
 
     name: str
     higher_is_better: bool
@@ -40,6 +40,9 @@ class Metric:
     label: bool = False
     """A per-episode label (e.g. which sub-task a trial was), not a score: a sweep keeps it as a
     column to group the scores by; its direction means nothing."""
+    bounds: tuple[float, float] | None = None
+    """``(low, high)`` if the metric is bounded (a success rate, an efficiency), else None:
+    figures draw bounded metrics on a linear axis and unbounded errors on a log one."""
 
     def best_index(self, values: np.ndarray) -> int:
         """Index of the best entry of ``values``."""

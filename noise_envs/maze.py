@@ -241,8 +241,14 @@ class MazeTask(Task[MazeState, MazeConfig]):
             "path_efficiency",
             higher_is_better=True,
             description="oracle path length / travelled length if the goal was reached, else 0",
+            bounds=(0.0, 1.0),
         ),
-        Metric("success", higher_is_better=True, description="1 if the goal was reached"),
+        Metric(
+            "success",
+            higher_is_better=True,
+            description="1 if the goal was reached",
+            bounds=(0.0, 1.0),
+        ),
         Metric("oracle_mse", higher_is_better=False, description="mse to the oracle's velocity"),
     )
     primary_metric = "path_efficiency"
