@@ -115,7 +115,8 @@ def plot_paths(
     check_positive_int("max_episodes", max_episodes)
     shown = min(max_episodes, traces.true.shape[0])
     num_levels = traces.levels.size
-    figure = Figure(figsize=(2.6 * num_levels, 2.9), layout="constrained")
+    # "compressed" lays out fixed-aspect panels without clipping their two-line titles
+    figure = Figure(figsize=(2.6 * num_levels, 3.4), layout="compressed")
     axes = figure.subplots(1, num_levels, squeeze=False)[0]
     errors = traces.distance_errors[:, :shown].mean(axis=(1, 2))
     for index, ax in enumerate(axes):
@@ -131,10 +132,16 @@ def plot_paths(
         trained = train_sigma is not None and np.isclose(level, train_sigma)
         ax.set_title(
             f"test sigma {level:.3g}{' (train)' if trained else ''}\n"
-            f"mean distance {errors[index]:.3f}",
+            f"mean distance {errors[index]:.3f} (half-sides)",
             fontsize=9,
         )
     axes[0].set_ylabel("solid: true, dashed: decoded", fontsize=8)
+    figure.suptitle(
+        "True paths (solid, dot = start) and paths decoded from the network's output (dashed); "
+        "the same episodes and noise samples at every test noise level (per-step std)",
+        fontsize=9,
+        wrap=True,
+    )
     return figure
 
 

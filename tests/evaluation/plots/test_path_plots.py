@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from evaluation.plots.path import PathTraces, plot_paths, trace_paths
@@ -63,6 +64,22 @@ def test_plot_has_one_panel_per_level_with_both_paths_per_episode(traces):
     assert titles[2].startswith("test sigma 0.3")
     # per episode: true path, start dot, decoded path; plus the arena outline
     assert all(len(ax.get_lines()) == 2 * 3 + 1 for ax in figure.axes)
+
+
+@pytest.mark.parametrize("num_levels", [1, 5])
+def test_titles_lie_inside_the_figure(task, num_levels):
+    """Every panel's two-line title and the figure's title are drawn whole, not clipped."""
+    policy = OffsetIntegrator(task.config.time_step)
+    traces = trace_paths(policy, task, np.linspace(0, 2, num_levels), episodes=2, seed=1)
+    figure = plot_paths(traces, train_sigma=1.0)
+    FigureCanvasAgg(figure).draw()
+    renderer = figure.canvas.get_renderer()
+    texts = [ax.title for ax in figure.axes] + [figure._suptitle]
+    for text in texts:
+        box = text.get_window_extent(renderer)
+        assert box.y1 <= figure.bbox.y1 and box.y0 >= 0, text.get_text()
+        assert box.x0 >= 0 and box.x1 <= figure.bbox.x1, text.get_text()
+    assert "(half-sides)" in figure.axes[0].get_title()
 
 
 def test_traces_need_a_path_integration_task():
