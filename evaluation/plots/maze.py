@@ -150,6 +150,6 @@ def plot_maze_trajectories(
     ax.plot(*start, "o", color="black", markersize=8, label="start")
     ax.plot(*goal, "*", color="crimson", markersize=14, label="goal")
     bar = ax.figure.colorbar(ScalarMappable(norm=norm, cmap=colours), ax=ax, shrink=0.8)
-    bar.set_label("test noise $\\sigma$")
+    bar.set_label("test noise $\\sigma$ (per-step std)")
     ax.legend(loc="upper left", bbox_to_anchor=(0.0, -0.01), ncols=2, frameon=False)
     return ax.figure
