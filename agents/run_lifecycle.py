@@ -32,6 +32,7 @@ from torch import nn
 from agents.atomic import atomic_write_text, stale_temp_files
 from agents.errors import CorruptRun, NotARunFolder, RunLocked, RunMismatch
 from agents.models import model_kind
+from agents.run_checks import check_checkpoint, check_progress
 from agents.run_files import (
     CHECKPOINT_FILE,
     FORMAT_VERSION,
@@ -51,7 +52,7 @@ from agents.run_files import (
     write_run_record,
     write_table,
 )
-from agents.runs import HISTORY_FILE, TABLES, check_progress, parse_record
+from agents.runs import HISTORY_FILE, TABLES, parse_record
 from noise_envs._checks import check_choice
 from noise_envs.config import JsonConfig
 from noise_envs.core import Task
@@ -328,7 +329,9 @@ def _read_back(
     checkpoint = None
     if (folder / CHECKPOINT_FILE).is_file():
         checkpoint = load_checkpoint(folder)
-        _check_checkpoint(folder / CHECKPOINT_FILE, checkpoint, request)
+        check_checkpoint(folder / CHECKPOINT_FILE, checkpoint, request.template, request.optimizer)
+        if request.check_checkpoint is not None:
+            request.check_checkpoint(folder / CHECKPOINT_FILE, checkpoint)
     tables = {table.name: read_table(folder, table) for table in TABLES[request.trainer]}
     iteration = None if checkpoint is None else checkpoint["iteration"]
     check_progress(folder, record, stored_config, iteration, tables)
@@ -340,78 +343,6 @@ def _read_back(
             )
         check_state(read_weights(folder), request.template["model"], folder / WEIGHTS_FILE)
     return checkpoint, tables
-
-
-def _check_checkpoint(file: Path, checkpoint: dict[str, Any], request: RunRequest) -> None:
-    missing = sorted(request.template.keys() - checkpoint.keys())
-    unexpected = sorted(checkpoint.keys() - request.template.keys())
-    if missing or unexpected:
-        raise CorruptRun(
-            f"{file} is not a checkpoint: missing keys {missing}, unexpected {unexpected}"
-        )
-    check_state(checkpoint["model"], request.template["model"], file)
-    _check_optimizer(file, checkpoint["optimizer"], request.optimizer)
-    _check_like(file, "rng", checkpoint["rng"], request.template["rng"])
-    if request.check_checkpoint is not None:
-        request.check_checkpoint(file, checkpoint)
-
-
-def _check_like(file: Path, field: str, value: Any, expected: Any) -> None:
-    """CorruptRun unless ``value`` has ``expected``'s structure, tensor shapes and dtypes."""
-    if isinstance(expected, dict):
-        if not isinstance(value, dict) or sorted(value, key=str) != sorted(expected, key=str):
-            got = sorted(value, key=str) if isinstance(value, dict) else type(value).__name__
-            raise CorruptRun(f"{file}: `{field}` must have keys {sorted(expected)}, got {got}")
-        for key in expected:
-            _check_like(file, f"{field}.{key}", value[key], expected[key])
-    elif isinstance(expected, torch.Tensor):
-        if not isinstance(value, torch.Tensor) or (value.shape, value.dtype) != (
-            expected.shape,
-            expected.dtype,
-        ):
-            got = (tuple(value.shape), value.dtype) if isinstance(value, torch.Tensor) else value
-            raise CorruptRun(
-                f"{file}: `{field}` is {got}, expected a tensor of shape "
-                f"{tuple(expected.shape)} and dtype {expected.dtype}"
-            )
-    elif isinstance(expected, int) and not isinstance(expected, bool):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise CorruptRun(f"{file}: `{field}` must be an integer >= 0, got {value!r}")
-
-
-def _check_optimizer(file: Path, state: Any, optimizer: torch.optim.Optimizer) -> None:
-    """CorruptRun unless ``state`` is an optimizer state of ``optimizer``'s parameters."""
-    expected = optimizer.state_dict()
-    if not isinstance(state, dict) or sorted(state) != ["param_groups", "state"]:
-        raise CorruptRun(f"{file}: `optimizer` must have keys ['param_groups', 'state']")
-    groups = state["param_groups"]
-    wanted = [group["params"] for group in expected["param_groups"]]
-    got = (
-        [group.get("params") if isinstance(group, dict) else None for group in groups]
-        if (isinstance(groups, list))
-        else groups
-    )
-    if got != wanted:
-        raise CorruptRun(f"{file}: `optimizer.param_groups` params are {got}, the model's {wanted}")
-    params = [param for group in optimizer.param_groups for param in group["params"]]
-    if not isinstance(state["state"], dict):
-        raise CorruptRun(f"{file}: `optimizer.state` must be a dict")
-    for index, entry in state["state"].items():
-        if (
-            not isinstance(index, int)
-            or not 0 <= index < len(params)
-            or not isinstance(entry, dict)
-        ):
-            raise CorruptRun(f"{file}: `optimizer.state` has an entry {index!r} of no parameter")
-        for name, value in entry.items():
-            if isinstance(value, torch.Tensor) and value.dim() > 0:
-                if value.shape != params[index].shape:
-                    raise CorruptRun(
-                        f"{file}: `optimizer.state[{index}].{name}` has shape "
-                        f"{tuple(value.shape)}, its parameter {tuple(params[index].shape)}"
-                    )
-                if not bool(torch.isfinite(value).all()):
-                    raise CorruptRun(f"{file}: `optimizer.state[{index}].{name}` is not finite")
 
 
 class RunWriter:

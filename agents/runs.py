@@ -18,6 +18,7 @@ from torch import nn
 from agents.atomic import atomic_write_bytes, atomic_write_text
 from agents.errors import CorruptRun, RunError
 from agents.models import build_model
+from agents.run_checks import check_progress
 from agents.run_files import (
     CHECKPOINT_FILE,
     FORMAT_VERSION,
@@ -40,13 +41,13 @@ from agents.run_files import (
     write_history,
     write_run_record,
 )
+from agents.train_config import TrainConfig
 from noise_envs.config import JsonConfig
 from noise_envs.core import Task
 from noise_envs.registration import make_task, task_class
 
 if TYPE_CHECKING:
     from agents.sb3.config import RLTrainConfig
-    from agents.supervised import TrainConfig
 
 __all__ = [
     "CHECKPOINT_FILE",
@@ -59,7 +60,6 @@ __all__ = [
     "Run",
     "atomic_write_bytes",
     "atomic_write_text",
-    "check_progress",
     "load_checkpoint",
     "load_run",
     "load_state",
@@ -198,13 +198,10 @@ def _load_once(folder: Path, device: torch.device | str) -> Run:
 
 def train_config_class(trainer: str) -> type[JsonConfig]:
     """The config class of ``trainer``'s runs: TrainConfig or RLTrainConfig."""
-    # Imported here because agents.supervised imports this module to write its runs.
     if trainer == "rl":
-        from agents.sb3.config import RLTrainConfig
+        from agents.sb3.config import RLTrainConfig  # here: import agents never imports agents.sb3
 
         return RLTrainConfig
-    from agents.supervised import TrainConfig
-
     return TrainConfig
 
 
@@ -228,52 +225,3 @@ def parse_record(
     except (TypeError, ValueError) as error:
         raise CorruptRun(f"{folder / RUN_FILE}: {error}") from error
     return task_id, task_kwargs, model, train_config
-
-
-def check_progress(
-    folder: Path,
-    record: dict[str, Any],
-    train_config: Any,
-    iteration: int | None,
-    tables: dict[str, list[dict[str, float]]],
-) -> None:
-    """Check that ``run.json``, the checkpoint's ``iteration`` and the tables' rows agree.
-
-    The writers' order (tables, then ``checkpoint.pt``, then ``run.json``; the weights before
-    ``status: complete``) makes ``iterations_done <= iteration <= rows <= iteration +
-    checkpoint_every`` hold at every moment, and all equal ``iterations`` once complete.
-
-    Raises:
-        CorruptRun: naming the files, the field and both values.
-    """
-    done, total, status = record["iterations_done"], train_config.iterations, record["status"]
-    run_file, checkpoint_file = folder / RUN_FILE, folder / CHECKPOINT_FILE
-    if iteration is None:  # a complete run's weights need no checkpoint to be read
-        if done != 0 and status == "running":
-            raise CorruptRun(
-                f"{run_file} says running with `iterations_done` {done}, but {checkpoint_file} "
-                "is missing"
-            )
-        iteration = done
-    elif not 0 <= iteration <= total:
-        raise CorruptRun(
-            f"{checkpoint_file}: `iteration` is {iteration}, run.json's `iterations` is {total}; "
-            f"it must be in [0, {total}]"
-        )
-    if done > iteration:
-        raise CorruptRun(
-            f"{checkpoint_file}: `iteration` is {iteration}, but {run_file} says "
-            f"`iterations_done` {done}"
-        )
-    if status == "complete" and not done == iteration == total:
-        raise CorruptRun(
-            f"{run_file} says complete at `iterations_done` {done} of {total}, but "
-            f"{checkpoint_file} has `iteration` {iteration}"
-        )
-    ahead = 0 if status == "complete" else train_config.checkpoint_every
-    for name, rows in tables.items():
-        if not iteration <= len(rows) <= iteration + ahead:
-            raise CorruptRun(
-                f"{folder / name} has {len(rows)} rows, but {checkpoint_file} has `iteration` "
-                f"{iteration} (and run.json `checkpoint_every` {train_config.checkpoint_every})"
-            )
