@@ -289,3 +289,17 @@ def test_training_again_on_a_complete_run_writes_nothing(copy):
     before = snapshot(copy)
     run_training(copy)
     assert snapshot(copy) == before | {LOCK_FILE: b""}
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_a_cuda_run_resumes_bit_identically_on_cuda(tmp_path):
+    """The checkpoint of a CUDA run (CUDA generator states) passes the checks and resumes on CUDA
+    to the weights of an uninterrupted CUDA run."""
+    task = make_task(TASK_ID, **TASK_KWARGS)
+    straight = train(model(), task, CONFIG, run_dir=tmp_path / "a", progress=False, device="cuda")
+    train(model(), task, CONFIG.replace(iterations=2), run_dir=tmp_path / "b", progress=False,
+          device="cuda")  # fmt: skip
+    resumed = train(model(), task, CONFIG, run_dir=tmp_path / "b", progress=False, device="cuda")
+    for name, value in resumed.model.state_dict().items():
+        assert torch.equal(value, straight.model.state_dict()[name]), name
