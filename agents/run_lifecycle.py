@@ -257,7 +257,11 @@ def _move_aside(folder: Path) -> None:
     ]
     if not names:
         return
-    target = folder / f"{REPLACED_PREFIX}{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+    stem = f"{REPLACED_PREFIX}{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+    target, count = folder / stem, 0
+    while target.exists():  # moved aside twice in one second by this process
+        count += 1
+        target = folder / f"{stem}.{count}"
     target.mkdir()
     for name in names:
         os.rename(folder / name, target / name)

@@ -303,3 +303,12 @@ def test_a_cuda_run_resumes_bit_identically_on_cuda(tmp_path):
     resumed = train(model(), task, CONFIG, run_dir=tmp_path / "b", progress=False, device="cuda")
     for name, value in resumed.model.state_dict().items():
         assert torch.equal(value, straight.model.state_dict()[name]), name
+
+
+def test_overwriting_twice_in_a_second_keeps_both_old_runs(copy):
+    """Each overwrite moves the previous contents into a folder of its own."""
+    run_training(copy, overwrite=True)
+    run_training(copy, overwrite=True)
+    aside = sorted(name for name in os.listdir(copy) if name.startswith(".replaced-"))
+    assert len(aside) == 2
+    assert all((copy / name / RUN_FILE).is_file() for name in aside)
