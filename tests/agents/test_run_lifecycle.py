@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from agents import CTRNN, CTRNNConfig, TrainConfig, load_run, train
-from agents.errors import CorruptRun, NotARunFolder, RunLocked, RunMismatch
+from agents.errors import CorruptRun, NotARunFolder, RunError, RunLocked, RunMismatch
 from agents.run_files import (
     CHECKPOINT_FILE,
     HISTORY_FILE,
@@ -312,3 +312,25 @@ def test_overwriting_twice_in_a_second_keeps_both_old_runs(copy):
     aside = sorted(name for name in os.listdir(copy) if name.startswith(".replaced-"))
     assert len(aside) == 2
     assert all((copy / name / RUN_FILE).is_file() for name in aside)
+
+
+def test_load_run_reads_again_when_run_json_changes_underneath(copy, monkeypatch):
+    """If a writer replaces run.json while load_run reads the other files, load_run reads the
+    folder again; if it never stops changing, RunError says so instead of mixing states."""
+    import agents.runs
+
+    load_once, calls = agents.runs._load_once, []
+
+    def with_writer(folder, device, changes=1):
+        calls.append(folder)
+        if len(calls) <= changes:
+            edit_record(folder, package_version=f"writer {len(calls)}")
+        return load_once(folder, device)
+
+    monkeypatch.setattr(agents.runs, "_load_once", with_writer)
+    assert load_run(copy).status == "complete"
+    assert len(calls) == 2
+    calls.clear()
+    monkeypatch.setattr(agents.runs, "_load_once", lambda f, d: with_writer(f, d, changes=99))
+    with pytest.raises(RunError, match="changed 5 times while the run was read"):
+        load_run(copy)
