@@ -16,13 +16,14 @@ from evaluation.plots.mechanism import (
     plot_stationary_mean,
 )
 from evaluation.plots.path import PathTraces, plot_paths, trace_paths
-from evaluation.plots.sweep import plot_sweep, save_figure
+from evaluation.plots.sweep import metric_bounds, plot_sweep, save_figure
 
 __all__ = [
     "MazeTrajectories",
     "PathTraces",
     "draw_maze",
     "maze_trajectories",
+    "metric_bounds",
     "plot_kink_distances",
     "plot_kink_occupancy",
     "plot_maze_trajectories",
