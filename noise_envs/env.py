@@ -7,6 +7,8 @@ The adapter holds no task logic: it converts numpy to torch and back, seeds the 
 from __future__ import annotations
 
 import dataclasses
+import inspect
+import re
 import warnings
 from typing import Any, ClassVar
 
@@ -18,9 +20,9 @@ from gymnasium.error import ResetNeeded
 from noise_envs._checks import check_shape
 from noise_envs.core import Task, TaskState
 from noise_envs.random import RandomSource
-from noise_envs.registration import TASKS, make_task
+from noise_envs.registration import TASKS, adapter_name, make_task
 
-__all__ = ["TaskEnv"]
+__all__ = ["TaskEnv", "adapter_doc", "task_env_class"]
 
 _SEED_BOUND = 2**63 - 1
 """torch generators are seeded with integers drawn uniformly from [0, 2**63 - 1)."""
@@ -86,6 +88,22 @@ def describe_task(task: Task) -> str:
     return ", ".join(parts)
 
 
+def adapter_doc(task_class: type[Task], adapter: type) -> str:
+    """The task's own docstring, then a line on the adapter, for ``help(env.unwrapped)``.
+
+    The task's examples stay with the task (doctests run once, where they are written).
+    """
+    own = inspect.cleandoc(task_class.__doc__ or task_class.__name__)
+    own = re.split(r"^Examples?:$", own, maxsplit=1, flags=re.MULTILINE)[0].rstrip()
+    task_name = f"{task_class.__module__}.{task_class.__name__}"
+    summary = inspect.cleandoc(adapter.__doc__ or "").split("\n\n")[0]
+    return (
+        f"{own}\n\n## Adapter\n{summary} This is :class:`{adapter.__module__}."
+        f"{adapter.__name__}` bound to {task_class.id} (:class:`{task_name}`, which has the "
+        "examples); see the adapter class for ``info``, seeding and rendering."
+    )
+
+
 def seed_generator(np_random: np.random.Generator) -> torch.Generator:
     """A fresh CPU torch generator seeded by one draw from ``np_random``.
 
@@ -130,8 +148,11 @@ class TaskEnv(gymnasium.Env[np.ndarray, np.ndarray]):
         >>> info["episode_metrics"]
         {'mse': 0.0}
         >>> env.unwrapped
-        TaskEnv(NoisyFunctionApprox-v0, steps=3, response_steps=1)
+        FunctionApproxEnv(NoisyFunctionApprox-v0, steps=3, response_steps=1)
     """
+
+    _bound_task: ClassVar[type[Task] | None] = None
+    """The task class a per-task subclass (:func:`task_env_class`) is bound to."""
 
     metadata: ClassVar[dict[str, Any]] = {
         "render_modes": sorted({mode for task in TASKS.values() for mode in task.render_modes}),
@@ -167,6 +188,7 @@ class TaskEnv(gymnasium.Env[np.ndarray, np.ndarray]):
         super().reset(seed=seed)
         if options:
             raise ValueError(f"`options` must be empty or None (none are supported), got {options}")
+        self._warn_if_cut_by_a_time_limit()
         rng = RandomSource(seed_generator(self.np_random), device=self.device)
         self.state, obs = self.task.reset(1, generator=rng, device=self.device)
         return to_numpy(obs[0]), self._info()
@@ -190,6 +212,27 @@ class TaskEnv(gymnasium.Env[np.ndarray, np.ndarray]):
             return None
         return self.task.render(self.state, self.render_mode)[0]
 
+    def _warn_if_cut_by_a_time_limit(self) -> None:
+        """Warn when the last episode stopped at the registered ``max_episode_steps``.
+
+        ``gymnasium.make`` wraps the env in a ``TimeLimit`` of the registered length (the
+        default options' horizon) whatever the options; an unfinished episode reset exactly
+        there, short of the task's own horizon, was most likely cut by it.
+        """
+        spec = gymnasium.registry.get(self.spec.id) if self.spec is not None else None
+        limit = spec.max_episode_steps if spec is not None else None
+        if self.state is None or limit is None or bool(self.state.done[0]):
+            return
+        if int(self.state.t[0]) == limit < self.task.horizon:
+            warnings.warn(
+                f"the episode stopped at step {limit}, the max_episode_steps registered for "
+                f"{self.spec.id}, before the task's horizon {self.task.horizon}: with options "
+                "that lengthen episodes, call gymnasium.make(..., max_episode_steps="
+                f"{self.task.horizon}) (or -1, to leave the time limit to the task)",
+                UserWarning,
+                stacklevel=3,
+            )
+
     def _info(self) -> dict[str, Any]:
         target, mask = self.task.teacher(self.state)
         info: dict[str, Any] = {"target": to_numpy(target[0]), "mask": to_numpy(mask[0])}
@@ -197,3 +240,38 @@ class TaskEnv(gymnasium.Env[np.ndarray, np.ndarray]):
             metrics = self.task.episode_metrics(self.state)
             info["episode_metrics"] = {name: float(value[0]) for name, value in metrics.items()}
         return info
+
+
+def task_env_class(task_class: type[Task]) -> type[TaskEnv]:
+    """The :class:`TaskEnv` of one task class, named after it (``MazeTask`` -> ``MazeEnv``).
+
+    It takes the task's options as keyword arguments and its docstring is the task's, so
+    ``help(env.unwrapped)`` describes the observations, actions, rewards, episode end and
+    metrics; it holds no code of its own. Made once per class.
+    """
+    name = adapter_name(task_class, "Env")
+    made = globals().get(name)
+    if isinstance(made, type) and issubclass(made, TaskEnv) and made._bound_task is task_class:
+        return made
+
+    def __init__(
+        self: TaskEnv,
+        render_mode: str | None = None,
+        *,
+        device: torch.device | str = "cpu",
+        **task_kwargs: Any,
+    ) -> None:
+        TaskEnv.__init__(self, task_class.id, render_mode, device=device, **task_kwargs)
+
+    made = type(
+        name,
+        (TaskEnv,),
+        {"__init__": __init__, "__module__": __name__, "_bound_task": task_class},
+    )
+    made.__doc__ = adapter_doc(task_class, TaskEnv)
+    globals()[name] = made
+    return made
+
+
+for _task_class in TASKS.values():
+    task_env_class(_task_class)

@@ -21,6 +21,7 @@ from gymnasium.vector.utils import batch_space
 from noise_envs._checks import check_positive_int, check_shape
 from noise_envs.core import Task, TaskState, select_rows, where_rows
 from noise_envs.env import (
+    adapter_doc,
     check_render_mode,
     describe_task,
     resolve_task,
@@ -29,8 +30,9 @@ from noise_envs.env import (
     to_numpy,
 )
 from noise_envs.random import RandomSource
+from noise_envs.registration import TASKS, adapter_name, default_horizon
 
-__all__ = ["TaskVectorEnv"]
+__all__ = ["TaskVectorEnv", "task_vector_env_class"]
 
 
 class TaskVectorEnv(VectorEnv):
@@ -49,6 +51,10 @@ class TaskVectorEnv(VectorEnv):
             ``rgb_array``); any other mode warns and becomes None, as in ``gymnasium.make``.
         device: where the simulator runs; the random numbers come from CPU generators, so
             they do not depend on the device.
+        max_episode_steps: None, or a time limit shorter than the task's horizon that ends
+            (truncates) episodes as Gymnasium's ``TimeLimit`` would. ``gymnasium.make_vec``
+            passes the registered value, the default options' horizon: when the options change
+            the horizon, that value is not a limit the user chose and the task's horizon holds.
         **task_kwargs: the task's options, only with an environment id.
 
     Example:
@@ -57,7 +63,7 @@ class TaskVectorEnv(VectorEnv):
         ...     "NoisyRegulator-v0", num_envs=3, vectorization_mode="vector_entry_point", steps=2,
         ...     settle_steps=0, setpoint=0.5)
         >>> envs
-        TaskVectorEnv(NoisyRegulator-v0, num_envs=3, setpoint=0.5, steps=2, settle_steps=0)
+        RegulatorVectorEnv(NoisyRegulator-v0, num_envs=3, setpoint=0.5, steps=2, settle_steps=0)
         >>> obs, infos = envs.reset(seed=0)
         >>> obs.shape, infos["target"][:, 0]
         ((3, 1), array([0.5, 0.5, 0.5], dtype=float32))
@@ -67,6 +73,9 @@ class TaskVectorEnv(VectorEnv):
         >>> rewards, terminated, infos["episode_metrics"]["mse"]
         (array([-0.25, -0.25, -0.25]), array([ True,  True,  True]), array([0.25, 0.25, 0.25]))
     """
+
+    _bound_task: ClassVar[type[Task] | None] = None
+    """The task class a per-task subclass (:func:`task_vector_env_class`) is bound to."""
 
     metadata: ClassVar[dict[str, Any]] = {
         "render_modes": [],
@@ -81,10 +90,13 @@ class TaskVectorEnv(VectorEnv):
         render_mode: str | None = None,
         *,
         device: torch.device | str = "cpu",
+        max_episode_steps: int | None = None,
         **task_kwargs: Any,
     ) -> None:
         self.task = resolve_task(task, task_kwargs)
         self.num_envs = check_positive_int("num_envs", num_envs)
+        self.max_episode_steps = self._time_limit(max_episode_steps)
+        """A time limit below the task's horizon, or None (the horizon ends episodes)."""
         self.single_observation_space = self.task.observation_space
         self.single_action_space = self.task.action_space
         self.observation_space = batch_space(self.single_observation_space, num_envs)
@@ -137,6 +149,8 @@ class TaskVectorEnv(VectorEnv):
         check_shape("actions", actions, self.action_space.shape)
         was_done = self.state.done
         self.state, self._observations, reward, done = self.task.step(self.state, actions)
+        if self.max_episode_steps is not None:
+            done = self._apply_time_limit(done)
         ended = (done & ~was_done).cpu().numpy()
         truncated = self.state.truncated.cpu().numpy() & ended
         metrics = self.task.episode_metrics(self.state)
@@ -155,6 +169,22 @@ class TaskVectorEnv(VectorEnv):
         if self.render_mode is None:
             return None
         return tuple(self.task.render(self.state, self.render_mode))
+
+    def _time_limit(self, max_episode_steps: int | None) -> int | None:
+        if max_episode_steps is None:
+            return None
+        limit = check_positive_int("max_episode_steps", max_episode_steps)
+        registered = self.task.id in TASKS and limit == default_horizon(self.task.id)
+        return None if registered or limit >= self.task.horizon else limit
+
+    def _apply_time_limit(self, done: torch.Tensor) -> torch.Tensor:
+        """End (truncate) the rows that reached ``max_episode_steps``; returns the new ``done``."""
+        cut = (self.state.t >= self.max_episode_steps) & ~done
+        if bool(cut.any()):
+            self.state = dataclasses.replace(
+                self.state, done=done | cut, truncated=self.state.truncated | cut
+            )
+        return done | cut
 
     def _row_seeds(self, seed: int | Sequence[int | None] | None) -> list[int | None]:
         if seed is None:
@@ -223,3 +253,51 @@ def _masked_metrics(metrics: dict[str, torch.Tensor], ended: np.ndarray) -> dict
         info[name] = np.where(ended, value.detach().double().cpu().numpy(), 0.0)
         info[f"_{name}"] = ended.copy()
     return info
+
+
+def task_vector_env_class(task_class: type[Task]) -> type[TaskVectorEnv]:
+    """The :class:`TaskVectorEnv` of one task class (``MazeTask`` -> ``MazeVectorEnv``).
+
+    Like :func:`~noise_envs.env.task_env_class`: the task's options as keyword arguments, the
+    task's docstring, no code of its own. Made once per class.
+    """
+    name = adapter_name(task_class, "VectorEnv")
+    made = globals().get(name)
+    if (
+        isinstance(made, type)
+        and issubclass(made, TaskVectorEnv)
+        and made._bound_task is task_class
+    ):
+        return made
+
+    def __init__(
+        self: TaskVectorEnv,
+        num_envs: int,
+        render_mode: str | None = None,
+        *,
+        device: torch.device | str = "cpu",
+        max_episode_steps: int | None = None,
+        **task_kwargs: Any,
+    ) -> None:
+        TaskVectorEnv.__init__(
+            self,
+            task_class.id,
+            num_envs,
+            render_mode,
+            device=device,
+            max_episode_steps=max_episode_steps,
+            **task_kwargs,
+        )
+
+    made = type(
+        name,
+        (TaskVectorEnv,),
+        {"__init__": __init__, "__module__": __name__, "_bound_task": task_class},
+    )
+    made.__doc__ = adapter_doc(task_class, TaskVectorEnv)
+    globals()[name] = made
+    return made
+
+
+for _task_class in TASKS.values():
+    task_vector_env_class(_task_class)

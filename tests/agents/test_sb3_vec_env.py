@@ -63,7 +63,7 @@ def test_attribute_access_and_wrapping():
     assert envs.env_is_wrapped(gymnasium.Wrapper) == [False, False]
     assert envs.env_method("render") == [None, None]
     assert envs.render_mode is None
-    assert repr(envs).startswith("SB3VecEnv(TaskVectorEnv(NoisyRegulator-v0, num_envs=2")
+    assert repr(envs).startswith("SB3VecEnv(RegulatorVectorEnv(NoisyRegulator-v0, num_envs=2")
 
 
 def test_rejects_same_step_autoreset():

@@ -238,7 +238,7 @@ def test_render_modes_declared_by_the_task_are_used():
 def test_repr_shows_the_id_and_the_changed_options():
     assert repr(TaskEnv("NoisyFunctionApprox-v0")) == "TaskEnv(NoisyFunctionApprox-v0)"
     env = gymnasium.make("noise_envs/NoisyRegulator-v0", setpoint=0.5)
-    assert repr(env.unwrapped) == "TaskEnv(NoisyRegulator-v0, setpoint=0.5)"
+    assert repr(env.unwrapped) == "RegulatorEnv(NoisyRegulator-v0, setpoint=0.5)"
 
 
 @pytest.mark.parametrize("env_id", ENV_IDS)

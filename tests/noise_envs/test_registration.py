@@ -1,13 +1,19 @@
 """Registration: every id reaches the same simulator through make_task, make and make_vec."""
 
+import inspect
+import pickle
+import pydoc
 import subprocess
 import sys
 import textwrap
 import warnings
 
 import gymnasium
+import numpy as np
 import pytest
 
+import noise_envs.env
+import noise_envs.vector_env
 from noise_envs import (
     TASKS,
     FunctionApproxTask,
@@ -21,6 +27,8 @@ from noise_envs import (
     register_envs,
     task_class,
 )
+from noise_envs.env import task_env_class
+from noise_envs.vector_env import task_vector_env_class
 
 ENV_IDS = sorted(TASKS)
 
@@ -38,12 +46,14 @@ def test_the_registry_holds_both_tasks():
 @pytest.mark.parametrize("env_id", ENV_IDS)
 @pytest.mark.parametrize("prefix", ["", "noise_envs/"])
 def test_every_id_is_registered_bare_and_namespaced(env_id, prefix):
-    """gymnasium.make gives a TaskEnv around the registered task class, wrapped by Gymnasium."""
+    """gymnasium.make gives the task's own TaskEnv around its task class, wrapped by Gymnasium."""
     env = gymnasium.make(prefix + env_id)
     assert isinstance(env.unwrapped, TaskEnv)
+    name = TASKS[env_id].__name__.removesuffix("Task")
+    assert type(env.unwrapped).__name__ == f"{name}Env"
     assert type(env.unwrapped.task) is TASKS[env_id]
     assert env.spec.id == prefix + env_id
-    assert env.spec.vector_entry_point == "noise_envs.vector_env:TaskVectorEnv"
+    assert env.spec.vector_entry_point == f"noise_envs.vector_env:{name}VectorEnv"
 
 
 @pytest.mark.parametrize(
@@ -77,7 +87,8 @@ def test_kwargs_pass_through_make_vec():
 def test_make_vec_uses_the_vector_entry_point(env_id):
     envs = gymnasium.make_vec(env_id, num_envs=3, vectorization_mode="vector_entry_point")
     assert isinstance(envs, TaskVectorEnv) and envs.num_envs == 3
-    assert repr(envs) == f"TaskVectorEnv({env_id}, num_envs=3)"
+    name = TASKS[env_id].__name__.removesuffix("Task")
+    assert repr(envs) == f"{name}VectorEnv({env_id}, num_envs=3)"
     obs, _ = envs.reset(seed=0)
     assert obs.shape == (3, *envs.single_observation_space.shape)
 
@@ -98,7 +109,7 @@ def test_make_with_the_module_prefix_imports_the_package_lazily():
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "TaskEnv [0.25]"
+    assert result.stdout.strip() == "RegulatorEnv [0.25]"
 
 
 def test_make_task_returns_the_simulator_for_the_same_options():
@@ -113,3 +124,101 @@ def test_registering_twice_is_harmless():
         warnings.simplefilter("error")
         register_envs()
     assert all(env_id in gymnasium.registry for env_id in ENV_IDS)
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_help_shows_the_tasks_own_description(env_id):
+    """help(env.unwrapped) starts with the task's docstring: spaces, rewards, episode end."""
+    env = gymnasium.make(env_id)
+    text = pydoc.render_doc(env.unwrapped, renderer=pydoc.plaintext)
+    task_doc = inspect.cleandoc(TASKS[env_id].__doc__).split("\nExample")[0].rstrip()
+    assert inspect.getdoc(env.unwrapped).startswith(task_doc)
+    assert task_doc.splitlines()[0] in text and "A single environment (batch 1)" in text
+    assert text.index(task_doc.splitlines()[0]) < text.index("A single environment (batch 1)")
+    for section in ("## Observation Space", "## Action Space", "## Episode End", "## Metrics"):
+        assert section in text, section
+    envs = gymnasium.make_vec(env_id, num_envs=2, vectorization_mode="vector_entry_point")
+    assert inspect.getdoc(envs).startswith(task_doc)
+
+
+def test_task_adapter_classes_are_made_once_and_pickle_by_name():
+    env = gymnasium.make("NoisyMaze-v0").unwrapped
+    assert task_env_class(MazeTask) is type(env) is noise_envs.env.MazeEnv
+    assert task_vector_env_class(MazeTask) is noise_envs.vector_env.MazeVectorEnv
+    assert type(pickle.loads(pickle.dumps(env))) is type(env)
+    assert noise_envs.env.MazeEnv(size=3).task.config.size == 3
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_max_episode_steps_is_the_default_horizon(env_id):
+    """The spec's length is the task's; both end the default episode at the same step."""
+    horizon = make_task(env_id).horizon
+    assert gymnasium.spec(env_id).max_episode_steps == horizon
+    assert gymnasium.spec(f"noise_envs/{env_id}").max_episode_steps == horizon
+    env = gymnasium.make(env_id)
+    assert env.spec.max_episode_steps == horizon
+    env.reset(seed=0)
+    action = np.zeros(env.action_space.shape, dtype=np.float32)
+    steps, ended = 0, False
+    while not ended:
+        _, _, terminated, truncated, info = env.step(action)
+        steps, ended = steps + 1, terminated or truncated
+    assert steps <= horizon and "episode_metrics" in info  # the task ended it, not TimeLimit
+
+
+def test_options_that_shorten_episodes_end_at_the_tasks_horizon():
+    horizon = make_task("NoisyRegulator-v0", steps=3, settle_steps=0).horizon
+    assert horizon < gymnasium.spec("NoisyRegulator-v0").max_episode_steps
+    env = gymnasium.make("NoisyRegulator-v0", steps=3, settle_steps=0)
+    env.reset(seed=0)
+    results = [env.step(np.zeros(1, dtype=np.float32)) for _ in range(horizon)]
+    assert [r[2] or r[3] for r in results] == [False] * (horizon - 1) + [True]
+    assert "episode_metrics" in results[-1][4]
+
+
+def test_options_that_lengthen_episodes_need_max_episode_steps_and_warn_without():
+    """gymnasium.make's TimeLimit is the registered 228 steps whatever the options."""
+    task = make_task("NoisyMaze-v0", size=7)
+    assert task.horizon > 228
+    cut = gymnasium.make("NoisyMaze-v0", size=7)
+    cut.reset(seed=0)
+    action = np.zeros(2, dtype=np.float32)
+    steps = 0
+    truncated = False
+    while not truncated:
+        *_, truncated, info = cut.step(action)
+        steps += 1
+    assert steps == 228 and "episode_metrics" not in info
+    with pytest.warns(UserWarning, match=rf"max_episode_steps={task.horizon}\) \(or -1"):
+        cut.reset(seed=1)
+    for limit in (-1, task.horizon):
+        env = gymnasium.make("NoisyMaze-v0", size=7, max_episode_steps=limit)
+        env.reset(seed=0)
+        steps, truncated = 0, False
+        while not truncated:
+            *_, truncated, info = env.step(action)
+            steps += 1
+        assert steps == task.horizon and info["episode_metrics"]["success"] == 0.0
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            env.reset(seed=1)
+
+
+def test_make_vec_keeps_the_horizon_of_the_options_or_a_chosen_limit():
+    """make_vec passes the registered 228 along: it is not a limit the user chose."""
+    horizon = make_task("NoisyMaze-v0", size=7).horizon
+    envs = gymnasium.make_vec("NoisyMaze-v0", num_envs=2, size=7)
+    assert envs.max_episode_steps is None
+    envs.reset(seed=0)
+    actions = np.zeros((2, 2), dtype=np.float32)
+    for _ in range(horizon - 1):
+        _, _, _, truncated, _ = envs.step(actions)
+        assert not truncated.any()
+    _, _, terminated, truncated, infos = envs.step(actions)
+    assert truncated.all() and not terminated.any() and infos["_episode_metrics"].all()
+    limited = gymnasium.make_vec("NoisyMaze-v0", num_envs=2, max_episode_steps=5)
+    limited.reset(seed=0)
+    ends = [limited.step(actions)[3].tolist() for _ in range(6)]
+    assert ends == [[False, False]] * 4 + [[True, True], [False, False]]
+    with pytest.raises(ValueError, match="`max_episode_steps` must be an integer >= 1, got 0"):
+        gymnasium.make_vec("NoisyMaze-v0", num_envs=2, max_episode_steps=0)
