@@ -9,6 +9,7 @@ Every user error ends in one line on stderr, ``noisepref COMMAND: error: ...``, 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import sys
@@ -55,6 +56,8 @@ ALGOS = ("supervised", *RL_ALGOS)
 
 USAGE_ERRORS = (ValueError, TypeError)
 RUNTIME_ERRORS = (RunError, TrainingDiverged, OSError)
+RL_MODULES = ("stable_baselines3", "sb3_contrib")
+"""The packages of the ``rl`` extra: a run that needs them says so in one line."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -84,6 +87,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.debug:
             raise
         return _fail(args, "interrupted", 130)
+    except ModuleNotFoundError as error:
+        package = (error.name or "").split(".")[0]
+        if args.debug or package not in RL_MODULES:
+            raise
+        message = f"this needs {package}: pip install 'noise-preference[rl]'"
+        return _fail(args, message, 1)
     except (*RUNTIME_ERRORS, *USAGE_ERRORS) as error:
         if args.debug:
             raise
@@ -328,7 +337,7 @@ def _algo_configs(algo: str) -> list[tuple[type, tuple[str, ...]]]:
 def _requested_algo(argv: Sequence[str]) -> str:
     """The value of ``train``'s ``--algo`` (the last one given), or supervised."""
     algo = "supervised"
-    for token, following in zip(argv, [*argv[1:], ""], strict=True):
+    for token, following in itertools.pairwise([*argv, ""]):
         value = following if token == "--algo" else token.removeprefix("--algo=")
         if (token == "--algo" or token.startswith("--algo=")) and value in ALGOS:
             algo = value

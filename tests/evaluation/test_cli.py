@@ -460,6 +460,10 @@ def test_interrupt_is_one_line(tmp_path, capsys, monkeypatch):
     assert_fails_with(argv, capsys, 130, "interrupted")
 
 
+def test_no_command_is_one_line(capsys):
+    assert_usage_error([], capsys, "COMMAND")
+
+
 def test_argparse_rejects_unknown_command(capsys):
     with pytest.raises(SystemExit) as exit_info:
         build_parser().parse_args(["fly"])
@@ -502,3 +506,23 @@ def test_a_folder_of_other_files_is_refused_until_overwrite_moves_them_aside(tmp
     assert main([*argv, "--overwrite"]) == 0
     moved = list(out.glob(".replaced-*/checkpoint.pt"))
     assert [path.read_bytes() for path in moved] == [b"my own file"]
+
+
+def test_rl_training_without_the_rl_extra_says_what_to_install(tmp_path):
+    """Without stable-baselines3 (hidden from a fresh interpreter), one line and exit 1."""
+    script = (
+        "import sys; sys.modules['stable_baselines3'] = None; from evaluation.cli import main; "
+        f"sys.exit(main(['train', '--algo', 'ppo', '--sigma', '0.1', '--out', {str(tmp_path)!r}]))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "noisepref train: error: this needs stable_baselines3: pip install 'noise-preference[rl]'"
+    ]
