@@ -549,6 +549,15 @@ def _add_plot(commands: Any) -> None:
         help="figure to write; its extension names the format (default: noise_preference.png)",
     )
     parser.add_argument("--metric", help="metric to plot (default: the task's primary metric)")
+    scale = parser.add_mutually_exclusive_group()
+    scale.add_argument(
+        "--log-y",
+        dest="log_y",
+        action="store_true",
+        default=None,
+        help="log-scale the metric axis (default: linear for bounded metrics, log for errors)",
+    )
+    scale.add_argument("--linear-y", dest="log_y", action="store_false", help="linear metric axis")
 
 
 def _read_sweep(path: Path) -> SweepResult:
@@ -577,7 +586,9 @@ def _plot(args: argparse.Namespace) -> int:
             train_sigma[label] = _load_run(path, "cpu").train_config.sigma
     for result in results.values():
         result.resolve_metric(args.metric)  # checked before drawing anything
-    figure = plot_sweep(results, metric=args.metric, train_sigma=train_sigma or None)
+    figure = plot_sweep(
+        results, metric=args.metric, train_sigma=train_sigma or None, log_y=args.log_y
+    )
     print(f"wrote {save_figure(figure, args.out)}")
     return 0
 

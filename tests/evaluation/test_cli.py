@@ -526,3 +526,16 @@ def test_rl_training_without_the_rl_extra_says_what_to_install(tmp_path):
     assert result.stderr.strip().splitlines() == [
         "noisepref train: error: this needs stable_baselines3: pip install 'noise-preference[rl]'"
     ]
+
+
+@pytest.mark.parametrize(("flags", "scale"), [([], "log"), (["--linear-y"], "linear")])
+def test_plot_chooses_the_metric_axis_scale(flags, scale, trained_run, tmp_path, monkeypatch):
+    assert main(["sweep", str(trained_run), "--levels", "0,0.2", "--episodes", "4"]) == 0
+    figures = []
+    monkeypatch.setattr(cli, "save_figure", lambda figure, path: figures.append(figure) or path)
+    assert main(["plot", str(trained_run), *flags, "--out", str(tmp_path / "f.png")]) == 0
+    assert figures[0].axes[0].get_yscale() == scale  # mse is an error: log unless told
+
+
+def test_plot_log_and_linear_exclude_each_other(trained_run, capsys):
+    assert_usage_error(["plot", str(trained_run), "--log-y", "--linear-y"], capsys, "--linear-y")
