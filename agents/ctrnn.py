@@ -15,15 +15,19 @@ from agents.noise import (
     NOISE_SCALINGS,
     PLACEMENTS,
     NoiseLike,
+    check_model_input,
     noisy_activation,
     scaled_noise,
 )
 from noise_envs._checks import (
+    check_at_most,
     check_choice,
+    check_finite_tensor,
     check_positive,
     check_positive_int,
     check_shape,
 )
+from noise_envs._memory import check_memory
 from noise_envs.config import JsonConfig
 from noise_envs.random import as_random_source
 
@@ -89,6 +93,12 @@ class CTRNNConfig(JsonConfig):
                 f"`dt` must be <= `tau` (gamma <= 1), got dt={self.dt}, tau={self.tau}"
             )
         check_positive("recurrent_gain", self.recurrent_gain)
+        check_at_most("recurrent_gain", self.recurrent_gain, MAX_GAIN)
+        if not isinstance(self.learn_initial_state, bool):
+            raise ValueError(
+                f"`learn_initial_state` must be True or False, got {self.learn_initial_state!r}"
+            )
+        _check_model_size(self)
         check_choice("readout", self.readout, READOUTS)
         check_choice("recurrent_init", self.recurrent_init, RECURRENT_INITS)
         check_positive("recurrent_scale", self.recurrent_scale)
@@ -102,6 +112,20 @@ class CTRNNConfig(JsonConfig):
     def noise_gain(self) -> float:
         """Factor applied to sigma: 1, or ``sqrt(2 / gamma)`` for Yang et al.'s scaling."""
         return 1.0 if self.noise_scaling == "per_step" else math.sqrt(2.0 / self.gamma)
+
+
+MAX_GAIN = 1e3
+"""Largest ``recurrent_gain``: beyond it the initial weights overflow float32 or saturate f."""
+_TRAINING_BYTES_PER_PARAMETER = 16
+"""float32 weight, gradient and Adam's two moments."""
+
+
+def _check_model_size(config: CTRNNConfig) -> None:
+    """Refuse sizes whose weights cannot be trained in memory, naming the size at fault."""
+    n, per = config.hidden_size, _TRAINING_BYTES_PER_PARAMETER
+    check_memory("hidden_size", n, per * n * (n + 3))
+    check_memory("input_size", config.input_size, per * n * config.input_size)
+    check_memory("output_size", config.output_size, per * n * config.output_size)
 
 
 def ctrnn_step(
@@ -137,8 +161,7 @@ def ctrnn_step(
     References:
         Eckstein & Srinivasan, "Paradoxical noise preference in RNNs", TMLR 2026.
     """
-    # F.linear on 2-D inputs is addmm(bias, x, weight.t()), fused in C++: fewer calls per step.
-    pre = F.linear(u, U, F.linear(h, W, b))
+    pre = _preactivation(h, u, W, U, b)
     return torch.lerp(h, noisy_activation(pre, activation, placement, noise), gamma)
 
 
@@ -154,6 +177,14 @@ def initial_recurrent(config: CTRNNConfig, generator: torch.Generator) -> torch.
         return config.recurrent_scale * torch.eye(n)
     q, r = torch.linalg.qr(torch.randn(n, n, generator=generator))
     return config.recurrent_scale * q * torch.sign(torch.diagonal(r))
+
+
+def _preactivation(
+    h: torch.Tensor, u: torch.Tensor, W: torch.Tensor, U: torch.Tensor, b: torch.Tensor
+) -> torch.Tensor:
+    """``W h + U u + b``, ``[B, N]``."""
+    # F.linear on 2-D inputs is addmm(bias, x, weight.t()), fused in C++: fewer calls per step.
+    return F.linear(u, U, F.linear(h, W, b))
 
 
 class CTRNN(nn.Module):
@@ -209,6 +240,8 @@ class CTRNN(nn.Module):
         state: torch.Tensor,
         sigma: float | torch.Tensor = 0.0,
         noise: NoiseLike = None,
+        *,
+        validate: bool = True,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """One step: returns the output ``[B, O]`` and the new hidden state ``[B, N]``.
 
@@ -217,8 +250,10 @@ class CTRNN(nn.Module):
             state: hidden state ``[B, N]``.
             sigma: noise level, a float or ``[B]``.
             noise: source of ``xi`` (generator, RandomSource or seed), or ``xi`` itself ``[B, N]``.
+            validate: check that ``obs``, ``state`` and given noise samples are finite (NaN or
+                infinite entries raise ValueError); false skips it, for trusted inner loops.
         """
-        h = self.hidden_step(obs, state, sigma, noise)
+        h = self.hidden_step(obs, state, sigma, noise, validate=validate)
         return self.readout(h), h
 
     def hidden_step(
@@ -227,25 +262,34 @@ class CTRNN(nn.Module):
         state: torch.Tensor,
         sigma: float | torch.Tensor = 0.0,
         noise: NoiseLike = None,
+        *,
+        validate: bool = True,
     ) -> torch.Tensor:
         """The new hidden state ``[B, N]`` after one step (see :meth:`step`)."""
         batch, n = state.shape[0], self.config.hidden_size
+        if not isinstance(obs, torch.Tensor) or obs.dtype != self.W.dtype:
+            check_model_input("obs", obs, self.W.dtype)
         if obs.shape != (batch, self.config.input_size):
             check_shape("obs", obs, (batch, self.config.input_size))
         if state.shape != (batch, n):
             check_shape("state", state, (batch, n))
-        scaled = scaled_noise(sigma, noise, (batch, n), obs.device, gain=self.config.noise_gain)
-        return ctrnn_step(
-            state,
-            obs,
-            self.W,
-            self.U,
-            self.b,
-            activation=self.activation,
-            placement=self.config.placement,
-            gamma=self.config.gamma,
-            noise=scaled,
+        scaled = scaled_noise(
+            sigma, noise, (batch, n), obs.device, gain=self.config.noise_gain, validate=validate
         )
+        pre = _preactivation(state, obs, self.W, self.U, self.b)
+        # One sum checks obs and state at once: a NaN or inf in either makes W h + U u + b
+        # non-finite. Only then are they looked at; a model whose own weights are not finite
+        # (a diverged run) is left to propagate NaN to the trainer's and the sweep's checks.
+        if validate and not math.isfinite(pre.detach().sum().item()):
+            self._check_step_inputs(obs, state)
+        rate = noisy_activation(pre, self.activation, self.config.placement, scaled)
+        return torch.lerp(state, rate, self.config.gamma)
+
+    def _check_step_inputs(self, obs: torch.Tensor, state: torch.Tensor) -> None:
+        """ValueError naming ``obs`` or ``state`` if one is not finite while the weights are."""
+        if all(bool(torch.isfinite(p).all()) for p in (self.W, self.U, self.b)):
+            check_finite_tensor("obs", obs)
+            check_finite_tensor("state", state)
 
     def forward(
         self,
@@ -253,6 +297,8 @@ class CTRNN(nn.Module):
         sigma: float | torch.Tensor = 0.0,
         noise: NoiseLike | int = None,
         h0: torch.Tensor | None = None,
+        *,
+        validate: bool = True,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Run a sequence: inputs ``[T, B, I]`` -> outputs ``[T, B, O]`` and states ``[T, B, N]``.
 
@@ -260,16 +306,16 @@ class CTRNN(nn.Module):
         rounding), computed faster: the input drive ``U u + b`` and the noise of every step are
         made at once, so the loop over time holds only the recurrent product, ``f`` and the
         update. ``noise`` may be a seed, a generator or a source (drawn from as :meth:`step`
-        would, step by step), or all samples ``xi`` as ``[T, B, N]``.
+        would, step by step), or all samples ``xi`` as ``[T, B, N]``. ``validate`` checks that
+        ``inputs``, ``h0`` and given samples are finite (about 0.5% of the call's time); false
+        skips it, for trusted inner loops.
         """
-        if inputs.dim() != 3 or inputs.shape[-1] != self.config.input_size:
-            raise ValueError(
-                f"Expected `inputs` of shape [T, B, {self.config.input_size}], "
-                f"got {tuple(inputs.shape)}"
-            )
+        self._check_inputs(inputs, validate)
         steps, batch = inputs.shape[:2]
         h = self.initial_state(batch, inputs.device) if h0 is None else h0
         check_shape("h0", h, (batch, self.config.hidden_size))
+        if validate and h0 is not None:
+            check_finite_tensor("h0", h0)
         if isinstance(noise, int) and not isinstance(noise, bool):
             noise = as_random_source(noise, inputs.device)
         scaled = scaled_noise(
@@ -279,6 +325,7 @@ class CTRNN(nn.Module):
             inputs.device,
             gain=self.config.noise_gain,
             steps=steps,
+            validate=validate,
         )
         drive = F.linear(inputs, self.U, self.b)
         inside = self.config.placement == "in"
@@ -298,6 +345,15 @@ class CTRNN(nn.Module):
             states.append(h)
         hidden = torch.stack(states)
         return self.readout(hidden), hidden
+
+    def _check_inputs(self, inputs: torch.Tensor, validate: bool) -> None:
+        """Refuse inputs that are not a finite ``[T, B, I]`` tensor of the model's dtype, T >= 1."""
+        check_model_input("inputs", inputs, self.W.dtype, finite=validate)
+        size = self.config.input_size
+        if inputs.dim() != 3 or inputs.shape[-1] != size or inputs.shape[0] == 0:
+            raise ValueError(
+                f"Expected `inputs` of shape [T, B, {size}] with T >= 1, got {tuple(inputs.shape)}"
+            )
 
     def unroll(
         self, inputs: torch.Tensor, sigma: float | torch.Tensor = 0.0, noise: NoiseLike = None

@@ -24,10 +24,12 @@ from agents.noise import (
     ACTIVATIONS,
     PLACEMENTS,
     NoiseLike,
+    check_model_input,
     noisy_activation,
     scaled_noise,
 )
 from noise_envs._checks import check_choice, check_positive_int, check_shape
+from noise_envs._memory import check_memory
 from noise_envs.config import JsonConfig
 
 __all__ = ["NoisyLayers", "NoisyMLP", "NoisyMLPConfig"]
@@ -57,6 +59,12 @@ class NoisyMLPConfig(JsonConfig):
         check_positive_int("num_layers", self.num_layers)
         check_choice("activation", self.activation, ACTIVATIONS)
         check_choice("placement", self.placement, PLACEMENTS)
+        # float32 weight, gradient and Adam's two moments: 16 bytes per parameter
+        size = self.hidden_size
+        check_memory("hidden_size", size, 16 * size * (size + 3))
+        check_memory("num_layers", self.num_layers, 16 * self.num_layers * size * (size + 1))
+        check_memory("input_size", self.input_size, 16 * size * self.input_size)
+        check_memory("output_size", self.output_size, 16 * size * self.output_size)
 
     @property
     def noise_size(self) -> int:
@@ -155,7 +163,12 @@ class NoisyMLP(nn.Module):
         return torch.empty(batch_size, 0, device=device)
 
     def forward(
-        self, obs: torch.Tensor, sigma: float | torch.Tensor = 0.0, noise: NoiseLike = None
+        self,
+        obs: torch.Tensor,
+        sigma: float | torch.Tensor = 0.0,
+        noise: NoiseLike = None,
+        *,
+        validate: bool = True,
     ) -> torch.Tensor:
         """The output ``[B, O]`` for inputs ``[B, I]`` at noise level ``sigma``.
 
@@ -164,9 +177,14 @@ class NoisyMLP(nn.Module):
             sigma: noise level, a float or ``[B]``.
             noise: source of ``xi`` (generator or RandomSource), or ``xi`` itself
                 ``[B, num_layers * hidden_size]``.
+            validate: check that ``obs`` and given noise samples are finite (NaN or infinite
+                entries raise ValueError); false skips it, for trusted inner loops.
         """
+        check_model_input("obs", obs, self.W_out.dtype, finite=validate)
         check_shape("obs", obs, (None, self.config.input_size))
-        scaled = scaled_noise(sigma, noise, (obs.shape[0], self.config.noise_size), obs.device)
+        scaled = scaled_noise(
+            sigma, noise, (obs.shape[0], self.config.noise_size), obs.device, validate=validate
+        )
         hidden = self.hidden(obs, scaled)
         return torch.addmm(self.b_out, hidden, self.W_out.T)
 
@@ -176,6 +194,8 @@ class NoisyMLP(nn.Module):
         state: torch.Tensor,
         sigma: float | torch.Tensor = 0.0,
         noise: NoiseLike = None,
+        *,
+        validate: bool = True,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """One step of the :class:`~agents.policy.Policy` protocol: ``(action [B, O], state)``."""
-        return self(obs, sigma, noise), state
+        return self(obs, sigma, noise, validate=validate), state

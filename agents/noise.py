@@ -7,7 +7,7 @@ from collections.abc import Callable
 import torch
 from torch.nn import functional as F
 
-from noise_envs._checks import check_sigma
+from noise_envs._checks import check_finite_tensor, check_sigma
 from noise_envs.random import RandomSource, as_random_source
 
 __all__ = [
@@ -15,6 +15,7 @@ __all__ = [
     "NOISE_SCALINGS",
     "PLACEMENTS",
     "NoiseLike",
+    "check_model_input",
     "draw_noise",
     "draw_noise_steps",
     "noisy_activation",
@@ -50,28 +51,46 @@ def sigma_column(
     return torch.full((batch_size, 1), float(sigma), device=device)
 
 
-def draw_noise(noise: NoiseLike, shape: tuple[int, ...], device: torch.device) -> torch.Tensor:
+def check_model_input(
+    name: str, tensor: object, dtype: torch.dtype, *, finite: bool = True
+) -> torch.Tensor:
+    """``tensor`` if it is a tensor of the model's ``dtype``, finite when ``finite``, else ValueError."""
+    if not isinstance(tensor, torch.Tensor):
+        raise ValueError(f"`{name}` must be a torch.Tensor, got {type(tensor).__name__}")
+    if tensor.dtype != dtype:
+        raise ValueError(f"`{name}` must have the model's dtype {dtype}, got {tensor.dtype}")
+    return check_finite_tensor(name, tensor) if finite else tensor
+
+
+def draw_noise(
+    noise: NoiseLike, shape: tuple[int, ...], device: torch.device, *, validate: bool = True
+) -> torch.Tensor:
     """Standard normal samples of ``shape`` (``[B, ...]``) from ``noise``, or ``noise`` itself.
 
-    A tensor is checked against ``shape`` and returned; a generator or
-    :class:`~noise_envs.random.RandomSource` is drawn from (and advances, so successive calls
-    give fresh samples).
+    A tensor is checked against ``shape``, float32 and (unless ``validate`` is false) finiteness,
+    and returned; a generator or :class:`~noise_envs.random.RandomSource` is drawn from (and
+    advances, so successive calls give fresh samples).
     """
     if isinstance(noise, torch.Tensor):
-        return _checked_samples(noise, shape, device)
+        return _checked_samples(noise, shape, device, validate)
     return _source(noise, device).normal(*shape)
 
 
 def draw_noise_steps(
-    noise: NoiseLike, steps: int, shape: tuple[int, ...], device: torch.device
+    noise: NoiseLike,
+    steps: int,
+    shape: tuple[int, ...],
+    device: torch.device,
+    *,
+    validate: bool = True,
 ) -> torch.Tensor:
     """``[steps, *shape]`` samples: what ``steps`` successive :func:`draw_noise` calls give.
 
-    A tensor is checked against ``[steps, *shape]`` and returned; a source is drawn from with
-    :meth:`~noise_envs.random.RandomSource.normal_steps`, block by block into one tensor.
+    A tensor is checked as :func:`draw_noise` checks it, against ``[steps, *shape]``; a source
+    is drawn from with :meth:`~noise_envs.random.RandomSource.normal_steps`, block by block.
     """
     if isinstance(noise, torch.Tensor):
-        return _checked_samples(noise, (steps, *shape), device)
+        return _checked_samples(noise, (steps, *shape), device, validate)
     return _source(noise, device).normal_steps(steps, *shape)
 
 
@@ -83,12 +102,14 @@ def scaled_noise(
     *,
     gain: float = 1.0,
     steps: int | None = None,
+    validate: bool = True,
 ) -> torch.Tensor | None:
     """``gain * sigma * xi`` of ``shape`` ``[B, D]`` (``[steps, B, D]`` with ``steps``), or None.
 
     None means no noise is due: sigma 0 and no samples given. ``sigma`` is a float or ``[B]``; ``xi`` comes from ``noise`` as :func:`draw_noise` (or, with
     ``steps``, :func:`draw_noise_steps`) gives it. Samples passed in are always used, so their shape
-    is checked even at sigma 0; samples drawn here are fresh and scaled in place.
+    is checked even at sigma 0 (and, unless ``validate`` is false, for NaN and infinite
+    entries); samples drawn here are fresh and scaled in place.
     """
     if isinstance(sigma, torch.Tensor) and sigma.dim() > 0:
         scale = sigma_column(sigma, shape[0], device)
@@ -102,17 +123,21 @@ def scaled_noise(
         if scale == 0 and not isinstance(noise, torch.Tensor):
             return None
     if steps is None:
-        xi = draw_noise(noise, shape, device)
+        xi = draw_noise(noise, shape, device, validate=validate)
     else:
-        xi = draw_noise_steps(noise, steps, shape, device)
+        xi = draw_noise_steps(noise, steps, shape, device, validate=validate)
     return scale * xi if isinstance(noise, torch.Tensor) else xi.mul_(scale)
 
 
 def _checked_samples(
-    noise: torch.Tensor, shape: tuple[int, ...], device: torch.device
+    noise: torch.Tensor, shape: tuple[int, ...], device: torch.device, validate: bool
 ) -> torch.Tensor:
     if tuple(noise.shape) != tuple(shape):
         raise ValueError(f"Expected `noise` of shape {list(shape)}, got {tuple(noise.shape)}")
+    if noise.dtype != torch.float32:
+        raise ValueError(f"`noise` must have the model's dtype torch.float32, got {noise.dtype}")
+    if validate:
+        check_finite_tensor("noise", noise)
     return noise.to(device)
 
 

@@ -12,8 +12,11 @@ from collections.abc import Iterable, Sequence
 import torch
 
 __all__ = [
+    "MAX_NOISE",
+    "check_at_most",
     "check_choice",
     "check_finite",
+    "check_finite_tensor",
     "check_in_range",
     "check_nonnegative",
     "check_positive",
@@ -21,6 +24,10 @@ __all__ = [
     "check_shape",
     "check_sigma",
 ]
+
+MAX_NOISE = 1e6
+"""The largest noise standard deviation accepted (``sigma``, ``obs_noise``): larger ones overflow
+float32 losses (their squares pass 3.4e38) and mean nothing in [-1, 1]-scaled tasks."""
 
 
 def check_positive(name: str, value: float) -> float:
@@ -57,6 +64,44 @@ def check_finite(name: str, value: float) -> float:
     return value
 
 
+def check_at_most(name: str, value: float, high: float) -> float:
+    """Return ``value`` if it is finite and ``<= high``, else raise ValueError."""
+    check_finite(name, value)
+    if value > high:
+        raise ValueError(f"`{name}` must be <= {high:g}, got {value:g}")
+    return value
+
+
+def check_finite_tensor(name: str, tensor: torch.Tensor) -> torch.Tensor:
+    """Return ``tensor`` if it holds no NaN or infinite entry, else raise ValueError counting them.
+
+    Cheap enough for every step: a float32 or wider tensor is checked by one sum (any NaN or
+    infinite entry makes it non-finite), and only a failing tensor is looked at entry by entry.
+    A sum can also overflow on finite entries near float32's limit; the error then says so.
+    """
+    if not tensor.is_floating_point():
+        return tensor
+    values = tensor.detach()
+    if values.element_size() < 4:
+        finite = bool(torch.isfinite(values).all())
+    else:
+        finite = math.isfinite(values.sum().item())
+    if not finite:
+        _raise_non_finite(name, values)
+    return tensor
+
+
+def _raise_non_finite(name: str, values: torch.Tensor) -> None:
+    nan = int(torch.isnan(values).sum())
+    infinite = int(torch.isinf(values).sum())
+    if nan or infinite:
+        raise ValueError(f"`{name}` must be finite, got {nan} NaN and {infinite} infinite entries")
+    largest = float(values.abs().max())
+    raise ValueError(
+        f"`{name}` must be finite, got entries so large (max {largest:g}) they overflow"
+    )
+
+
 def check_in_range(name: str, value: float, low: float, high: float) -> float:
     """Return ``value`` if ``low <= value <= high``, else raise ValueError."""
     check_finite(name, value)
@@ -88,7 +133,7 @@ def check_shape(name: str, tensor: torch.Tensor, shape: Sequence[int | None]) ->
 
 
 def check_sigma(sigma: float | torch.Tensor, batch_size: int | None = None) -> float | torch.Tensor:
-    """Validate a noise level: a finite float >= 0, or a tensor of shape ``[B]`` of such values."""
+    """Validate a noise level: a float in ``[0, MAX_NOISE]``, or a tensor ``[B]`` of such values."""
     if isinstance(sigma, torch.Tensor):
         if sigma.dim() == 0:
             return check_sigma(float(sigma), batch_size)
@@ -97,9 +142,16 @@ def check_sigma(sigma: float | torch.Tensor, batch_size: int | None = None) -> f
                 f"`sigma` must be a float or a tensor of shape [{batch_size or 'B'}], "
                 f"got shape {tuple(sigma.shape)}"
             )
-        if not torch.isfinite(sigma).all():
-            raise ValueError(f"`sigma` must be finite, got {sigma.tolist()}")
-        if (sigma < 0).any():
-            raise ValueError(f"`sigma` must be >= 0, got min {sigma.min().item()}")
+        if not bool(((sigma >= 0) & (sigma <= MAX_NOISE)).all()):  # NaN fails both comparisons
+            _raise_bad_sigma_row(sigma)
         return sigma
-    return check_nonnegative("sigma", sigma)
+    check_nonnegative("sigma", sigma)
+    return check_at_most("sigma", sigma, MAX_NOISE)
+
+
+def _raise_bad_sigma_row(sigma: torch.Tensor) -> None:
+    if not torch.isfinite(sigma).all():
+        raise ValueError(f"`sigma` must be finite, got {sigma.tolist()}")
+    if (sigma < 0).any():
+        raise ValueError(f"`sigma` must be >= 0, got min {sigma.min().item()}")
+    raise ValueError(f"`sigma` must be <= {MAX_NOISE:g}, got max {sigma.max().item():g}")

@@ -8,6 +8,7 @@ reward, terminal), batched over a leading dimension ``B``. The Gymnasium adapter
 from __future__ import annotations
 
 import dataclasses
+import math
 from abc import ABC, abstractmethod
 from typing import ClassVar, Generic, TypeVar
 
@@ -20,6 +21,7 @@ from noise_envs.config import JsonConfig
 from noise_envs.random import RandomSource, as_random_source
 
 __all__ = [
+    "MAX_ACTION_MAGNITUDE",
     "Metric",
     "OpenLoopEpisode",
     "Task",
@@ -103,6 +105,20 @@ class OpenLoopEpisode:
         check_shape("actions", actions, tuple(self.targets.shape))
         weighted = self.masks * (actions - self.targets).square()
         return weighted.sum() / self.masks.sum().clamp_min(1e-12)
+
+
+MAX_ACTION_MAGNITUDE = 1e6
+"""Largest |action| entry :meth:`Task.step` accepts: targets lie in [-1, 1], and below it every
+squared error, reward and episode sum stays far inside float32's range (3.4e38)."""
+
+
+def _as_action_tensor(action: object, device: torch.device) -> torch.Tensor:
+    try:
+        return torch.as_tensor(np.asarray(action, dtype=np.float32), device=device)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"`action` must be a tensor or an array of numbers, got {action!r}"
+        ) from None
 
 
 StateT = TypeVar("StateT", bound=TaskState)
@@ -219,8 +235,9 @@ class Task(ABC, Generic[StateT, ConfigT]):
         """Advance every row by one step: returns ``(state, obs, reward, done)``.
 
         ``action`` is ``[B, A]``. Rows whose episode already ended keep their state and get
-        reward 0. ``reward`` is ``[B]`` float, ``done`` is ``[B]`` bool. ``validate=False`` skips
-        the shape and finiteness check of ``action``, for trusted inner loops.
+        reward 0. ``reward`` is ``[B]`` float, ``done`` is ``[B]`` bool. ``action`` must be finite
+        with entries of magnitude <= ``MAX_ACTION_MAGNITUDE``, so the reward stays finite;
+        ``validate=False`` skips that check and the shape check, for trusted inner loops.
         """
         if validate:
             action = self._check_action(state, action)
@@ -351,11 +368,30 @@ class Task(ABC, Generic[StateT, ConfigT]):
         }
 
     def _check_action(self, state: StateT, action: torch.Tensor) -> torch.Tensor:
+        """``action`` as float32 ``[B, A]``; refuses NaN, infinite and too large entries.
+
+        One reduction, the largest magnitude, catches all three (NaN fails the comparison), so
+        bounding actions costs nothing over checking finiteness; checking each reward instead
+        would cost a second one. The bound keeps squared errors, rewards and their sums finite.
+        """
         if not isinstance(action, torch.Tensor):
-            action = torch.as_tensor(np.asarray(action), dtype=torch.float32, device=state.t.device)
+            action = _as_action_tensor(action, state.t.device)
         check_shape("action", action, (state.batch_size, self.action_size))
-        if not torch.isfinite(action).all():
-            raise ValueError("`action` must be finite, got NaN or infinite entries")
+        if action.dtype != torch.float32:
+            if action.dtype == torch.bool or action.is_complex():
+                raise ValueError(f"`action` must hold real numbers, got dtype {action.dtype}")
+            action = action.to(torch.float32)
+        largest = float(torch.linalg.vector_norm(action, math.inf)) if action.numel() else 0.0
+        if not largest <= MAX_ACTION_MAGNITUDE:
+            found = (
+                f"max |action| = {largest:g}"
+                if math.isfinite(largest)
+                else "NaN or infinite entries"
+            )
+            raise ValueError(
+                f"`action` must be finite and at most {MAX_ACTION_MAGNITUDE:g} in magnitude, "
+                f"got {found}"
+            )
         return action
 
     @abstractmethod

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from gymnasium import spaces
 
+from noise_envs._memory import check_memory
 from noise_envs.core import Metric, OpenLoopEpisode, Task, TaskState
 from noise_envs.random import RandomSource
 
@@ -92,6 +93,9 @@ class CuedResponseTask(Task[CuedResponseState, object]):
     def _initial(
         self, batch_size: int, rng: RandomSource, device: torch.device
     ) -> CuedResponseState:
+        # float32 bytes of a row's episode (cue, target, mask per step), as a trainer makes it.
+        row = 4 * self.horizon * (self.cue_size + 2 * self.response_size)
+        check_memory("batch_size", batch_size, batch_size * row)
         cue = self.draw_cue(batch_size, rng).to(device)
         return CuedResponseState(
             **self._base_state(batch_size, rng, device), cue=cue, target=self.target_of(cue)

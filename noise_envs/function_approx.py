@@ -8,7 +8,14 @@ from collections.abc import Callable
 
 import torch
 
-from noise_envs._checks import check_choice, check_nonnegative, check_positive_int
+from noise_envs._checks import (
+    MAX_NOISE,
+    check_at_most,
+    check_choice,
+    check_nonnegative,
+    check_positive_int,
+)
+from noise_envs._memory import check_memory
 from noise_envs.config import JsonConfig
 from noise_envs.cued import CuedResponseTask
 from noise_envs.random import RandomSource
@@ -22,6 +29,9 @@ FUNCTIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "tanh_step": lambda x: torch.tanh(5.0 * x),
 }
 """The named target functions, applied elementwise to ``x`` in ``[-1, 1]``; all map into [-1, 1]."""
+
+_PROBE_ROWS = 5
+"""A callable target is first called on this many inputs, evenly spaced from -1 to 1."""
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
@@ -50,6 +60,10 @@ class FunctionApproxConfig(JsonConfig):
         if not callable(self.function):
             check_choice("function", self.function, FUNCTIONS)
         check_nonnegative("obs_noise", self.obs_noise)
+        check_at_most("obs_noise", self.obs_noise, MAX_NOISE)
+        # float32 inputs: the probe of a callable target, then one row's episode (x, target, mask).
+        check_memory("input_dim", self.input_dim, 2 * _PROBE_ROWS * self.input_dim * 4)
+        check_memory("steps", self.steps, 3 * self.steps * self.input_dim * 4)
 
 
 class FunctionApproxTask(CuedResponseTask):
@@ -103,8 +117,13 @@ class FunctionApproxTask(CuedResponseTask):
 
     @property
     def response_size(self) -> int:
-        """k, found by evaluating f once."""
-        return int(self.target_of(torch.zeros(1, self.cue_size)).shape[-1])
+        """k, found by evaluating f once on inputs from -1 to 1 (which checks a callable f)."""
+        size = self.__dict__.get("_response_size")
+        if size is None:
+            probe = torch.linspace(-1.0, 1.0, _PROBE_ROWS).unsqueeze(-1)
+            target = self.target_of(probe.expand(-1, self.cue_size).clone())
+            size = self.__dict__["_response_size"] = int(target.shape[-1])
+        return size
 
     @property
     def response_start(self) -> int:
@@ -116,7 +135,33 @@ class FunctionApproxTask(CuedResponseTask):
         return rng.uniform(batch_size, self.cue_size, low=-1.0, high=1.0)
 
     def target_of(self, cue: torch.Tensor) -> torch.Tensor:
-        """f(x)."""
+        """f(x); a callable f's output is checked: a finite float tensor ``[B, k]``."""
         function = self.config.function
-        f = function if callable(function) else FUNCTIONS[function]
-        return f(cue)
+        if not callable(function):
+            return FUNCTIONS[function](cue)
+        return _checked_target(function, cue)
+
+
+def _checked_target(
+    function: Callable[[torch.Tensor], torch.Tensor], cue: torch.Tensor
+) -> torch.Tensor:
+    """``function(cue)`` as float32 ``[B, k]``; ValueError naming `function` if it is not one."""
+    try:
+        target = function(cue)
+    except Exception as error:
+        message = str(error).splitlines()[0] if str(error) else ""
+        raise ValueError(
+            f"`function` failed on x of shape {tuple(cue.shape)}: {type(error).__name__}: {message}"
+        ) from error
+    if not isinstance(target, torch.Tensor):
+        raise ValueError(f"`function` must return a torch.Tensor, got {type(target).__name__}")
+    if target.dim() != 2 or target.shape[0] != cue.shape[0]:
+        raise ValueError(
+            f"`function` must map x [B, d] to a target [B, k]: for x of shape "
+            f"{tuple(cue.shape)} it returned shape {tuple(target.shape)}"
+        )
+    if not target.is_floating_point():
+        raise ValueError(f"`function` must return floating-point values, got {target.dtype}")
+    if not bool(torch.isfinite(target).all()):
+        raise ValueError("`function` must return finite values, got NaN or infinite ones")
+    return target.to(torch.float32)

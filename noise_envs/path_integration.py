@@ -14,11 +14,14 @@ import torch
 from gymnasium import spaces
 
 from noise_envs._checks import (
+    MAX_NOISE,
+    check_at_most,
     check_choice,
     check_nonnegative,
     check_positive,
     check_positive_int,
 )
+from noise_envs._memory import check_memory
 from noise_envs.config import JsonConfig
 from noise_envs.core import Metric, OpenLoopEpisode, Task, TaskState
 from noise_envs.place_cells import PLACE_CELL_TUNINGS, place_cell_activity, tuning_range
@@ -47,6 +50,9 @@ TARGETS = ("position", "place_cells")
 
 MAX_SPEED_SCALES = 4.0
 """Speeds are capped at this many Rayleigh scales: a cap hits with probability e^-8 = 3e-4."""
+MAX_SCALED = 1e6
+"""Bound on the derived sizes (speed in half-sides per second, heading noise per step, cell
+width in half-sides): beyond it float32 paths, observations or tunings overflow or mean nothing."""
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
@@ -98,6 +104,9 @@ class PathIntegrationConfig(JsonConfig):
         check_choice("target", self.target, TARGETS)
         _check_place_cells(self)
         check_nonnegative("obs_noise", self.obs_noise)
+        check_at_most("obs_noise", self.obs_noise, MAX_NOISE)
+        _check_scales(self)
+        check_memory("steps", self.steps, self.steps * self.row_bytes_per_step)
 
     @property
     def half_size(self) -> float:
@@ -109,10 +118,35 @@ class PathIntegrationConfig(JsonConfig):
         """The largest speed, in arena half-sides per second."""
         return MAX_SPEED_SCALES * self.speed_scale / self.half_size
 
+    @property
+    def row_bytes_per_step(self) -> int:
+        """float32 bytes per step of one row: path, speed, heading, observation, target, mask."""
+        outputs = 2 if self.target == "position" else self.num_place_cells
+        return 4 * (4 + 5 + 2 * outputs)
+
 
 def _check_step_count(name: str, value: int, steps: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < steps:
         raise ValueError(f"`{name}` must be an integer in [0, steps) = [0, {steps}), got {value!r}")
+
+
+def _check_scales(config: PathIntegrationConfig) -> None:
+    if config.max_speed > MAX_SCALED:
+        raise ValueError(
+            f"`speed_scale` / (`arena_size` / 2) = {config.speed_scale / config.half_size:g} "
+            f"half-sides per second makes the largest speed {config.max_speed:g}, which must be "
+            f"<= {MAX_SCALED:g}"
+        )
+    if config.turn_std * config.time_step > MAX_SCALED:
+        raise ValueError(
+            f"`turn_std` * `time_step` = {config.turn_std * config.time_step:g} rad per step "
+            f"must be <= {MAX_SCALED:g}"
+        )
+    if config.place_cell_width / config.half_size > MAX_SCALED:
+        raise ValueError(
+            f"`place_cell_width` / (`arena_size` / 2) = "
+            f"{config.place_cell_width / config.half_size:g} must be <= {MAX_SCALED:g}"
+        )
 
 
 def _check_place_cells(config: PathIntegrationConfig) -> None:
@@ -120,8 +154,10 @@ def _check_place_cells(config: PathIntegrationConfig) -> None:
     check_positive("place_cell_width", config.place_cell_width)
     check_choice("place_cell_tuning", config.place_cell_tuning, PLACE_CELL_TUNINGS)
     seed = config.place_cell_seed
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"`place_cell_seed` must be an integer >= 0, got {seed!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
+        raise ValueError(f"`place_cell_seed` must be an integer in [0, 2**63), got {seed!r}")
+    # the centres [N, 2] and one row's activity of one step, float32
+    check_memory("num_place_cells", config.num_place_cells, 16 * config.num_place_cells)
     check_positive_int("decode_top_k", config.decode_top_k)
     if config.decode_top_k > config.num_place_cells:
         raise ValueError(
@@ -339,6 +375,8 @@ class PathIntegrationTask(Task[PathIntegrationState, PathIntegrationConfig]):
     def _initial(
         self, batch_size: int, rng: RandomSource, device: torch.device
     ) -> PathIntegrationState:
+        row = self.config.steps * self.config.row_bytes_per_step
+        check_memory("batch_size", batch_size, batch_size * row)
         paths = generate_trajectories(self.config, batch_size, rng, device)
         zeros = torch.zeros(batch_size, device=device)
         return PathIntegrationState(

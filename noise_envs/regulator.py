@@ -6,7 +6,14 @@ import dataclasses
 
 import torch
 
-from noise_envs._checks import check_in_range, check_nonnegative, check_positive_int
+from noise_envs._checks import (
+    MAX_NOISE,
+    check_at_most,
+    check_in_range,
+    check_nonnegative,
+    check_positive_int,
+)
+from noise_envs._memory import check_memory
 from noise_envs.config import JsonConfig
 from noise_envs.cued import CuedResponseTask
 from noise_envs.random import RandomSource
@@ -30,7 +37,7 @@ class RegulatorConfig(JsonConfig):
     """Standard deviation of Gaussian noise added to every observation."""
 
     def __post_init__(self) -> None:
-        if len(self.setpoint_range) != 2:
+        if not isinstance(self.setpoint_range, (tuple, list)) or len(self.setpoint_range) != 2:
             raise ValueError(f"`setpoint_range` must be (low, high), got {self.setpoint_range!r}")
         low, high = self.setpoint_range
         check_in_range("setpoint_range[0]", low, -1.0, 1.0)
@@ -47,6 +54,8 @@ class RegulatorConfig(JsonConfig):
                 f"got {self.settle_steps!r}"
             )
         check_nonnegative("obs_noise", self.obs_noise)
+        check_at_most("obs_noise", self.obs_noise, MAX_NOISE)
+        check_memory("steps", self.steps, 3 * self.steps * 4)  # one row's episode, float32
 
 
 class RegulatorTask(CuedResponseTask):

@@ -16,6 +16,7 @@ from agents.noise import (
     noisy_activation,
     sigma_column,
 )
+from noise_envs._checks import MAX_NOISE
 from noise_envs.random import RandomSource
 
 CPU = torch.device("cpu")
@@ -162,10 +163,13 @@ def test_sigma_column_rejects_bad_levels(sigma, match):
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.floats(max_value=1e30) | st.sampled_from([float("nan"), float("inf"), float("-inf")]))
+@given(
+    st.floats(max_value=1e30)
+    | st.sampled_from([float("nan"), float("inf"), float("-inf"), MAX_NOISE, 1.0000001e6])
+)
 def test_sigma_column_accepts_exactly_the_finite_nonnegative_floats(sigma):
-    """A float level (within float32 range) is accepted if and only if it is finite and >= 0."""
-    if np.isfinite(sigma) and sigma >= 0:
+    """A float level is accepted if and only if it is finite and in [0, MAX_NOISE]."""
+    if np.isfinite(sigma) and 0 <= sigma <= MAX_NOISE:
         assert torch.equal(sigma_column(sigma, 2, CPU), torch.full((2, 1), float(sigma)))
     else:
         with pytest.raises(ValueError, match=r"`sigma` must be"):

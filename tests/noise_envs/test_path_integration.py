@@ -368,7 +368,7 @@ def test_config_json_round_trip():
             {"place_cell_tuning": "mexican_hat"},
             "`place_cell_tuning` must be one of ['gaussian', 'difference_of_gaussians']",
         ),
-        ({"place_cell_seed": -1}, "`place_cell_seed` must be an integer >= 0, got -1"),
+        ({"place_cell_seed": -1}, "`place_cell_seed` must be an integer in [0, 2**63), got -1"),
         ({"decode_top_k": 0}, "`decode_top_k` must be an integer >= 1, got 0"),
         (
             {"num_place_cells": 2, "decode_top_k": 3},

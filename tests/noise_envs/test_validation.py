@@ -1,5 +1,6 @@
 """Every bad option, batch size, action and environment id raises an error that names it."""
 
+import math
 import re
 
 import gymnasium
@@ -11,6 +12,8 @@ from hypothesis import strategies as st
 
 import noise_envs  # noqa: F401  (registers the ids)
 from noise_envs import TASKS, FunctionApproxTask, RegulatorTask, TaskEnv, make_task, task_class
+from noise_envs._checks import check_finite_tensor
+from noise_envs.core import MAX_ACTION_MAGNITUDE
 
 
 @pytest.mark.parametrize(
@@ -152,3 +155,40 @@ def test_unknown_id_in_gymnasium_make_suggests_the_closest():
     """Gymnasium's own registry error, with its did-you-mean."""
     with pytest.raises(gymnasium.error.NameNotFound, match="Did you mean: `NoisyRegulator`"):
         gymnasium.make("NoisyRegulater-v0")
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.float32, torch.float64])
+def test_check_finite_tensor_counts_nan_and_infinite_entries(dtype):
+    """The count in the message is the number of bad entries put in (2 NaN, 1 inf)."""
+    values = torch.tensor([0.0, float("nan"), 1.0, float("inf"), float("nan")], dtype=dtype)
+    with pytest.raises(ValueError, match=r"`x` must be finite, got 2 NaN and 1 infinite entries"):
+        check_finite_tensor("x", values)
+
+
+def test_check_finite_tensor_passes_finite_and_integer_tensors_through():
+    """Finite float tensors and integer tensors (always finite) are returned as they are."""
+    values = torch.tensor([1e38, -1e38, 0.5])  # large, but their sum is finite
+    assert check_finite_tensor("x", values) is values
+    integers = torch.tensor([1, 2, 3])
+    assert check_finite_tensor("x", integers) is integers
+
+
+def test_check_finite_tensor_names_entries_whose_sum_overflows():
+    """Finite entries near float32's limit whose sum overflows are refused, not called NaN."""
+    with pytest.raises(
+        ValueError, match=r"`x` must be finite, got entries so large \(max 3e\+38\)"
+    ):
+        check_finite_tensor("x", torch.full((4,), 3e38))
+
+
+def test_action_at_the_magnitude_limit_is_accepted_and_just_above_refused():
+    """MAX_ACTION_MAGNITUDE is inclusive: 1e6 steps, the next float32 above it does not."""
+    task = RegulatorTask(steps=2, settle_steps=0)
+    state, _ = task.reset(1, generator=0)
+    limit = torch.tensor([[MAX_ACTION_MAGNITUDE]])
+    _, _, reward, _ = task.step(state, limit)
+    target, _ = task.teacher(state)
+    torch.testing.assert_close(reward, -((limit - target) ** 2).sum(-1))
+    above = torch.nextafter(limit, torch.tensor(math.inf))
+    with pytest.raises(ValueError, match=r"got max \|action\| = 1e\+06"):
+        task.step(state, above)
