@@ -1,11 +1,14 @@
 """RecurrentPPO with a CTRNN core on the default NoisyMaze-v0, written the stable-baselines3 way.
 
-The maze pays +1 at the goal and -0.01 per step. To speed learning up, training adds
-potential-based shaping (Ng, Harada & Russell 1999), ``discount * phi(s') - phi(s)`` with ``phi``
-minus the distance to the goal along the maze's corridors (``--shaping 0`` turns it off); shaping
-of this form leaves the optimal policies unchanged, and every number printed is measured on the
-unshaped task. The policy's CTRNN core has noise ``--sigma`` inside (or outside) its activation,
-and the update replays each rollout step's noise (:class:`agents.sb3.NoisyRecurrentPPO`).
+The maze pays +1 at the goal and -0.01 per step. To speed learning up, training uses the maze's
+``shaping`` option (``gymnasium.make("NoisyMaze-v0", shaping=...)``): potential-based shaping (Ng,
+Harada & Russell 1999), ``shaping * (d(s) - d(s'))`` with ``d`` the distance to the goal along the
+maze's corridors (``--shaping 0`` turns it off); shaping of this form leaves the optimal policies
+unchanged, and every number printed (success, path efficiency) does not depend on the reward. The
+same run from the CLI: ``noisepref train --algo recurrent_ppo --task NoisyMaze-v0 --task-kwargs
+'{"shaping": 0.1}'``. The policy's CTRNN core has noise ``--sigma`` inside (or outside) its
+activation, and the update replays each rollout step's noise
+(:class:`agents.sb3.NoisyRecurrentPPO`).
 
 After training, the script sweeps the policy's test noise on the batched maze (common random
 numbers), prints success rate and path efficiency per level and the preference table, and writes
@@ -24,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper, VecMonitor
+from stable_baselines3.common.vec_env import VecMonitor
 
 from agents.atomic import atomic_write_text
 from agents.runs import save_weights
@@ -35,54 +38,6 @@ from evaluation import preference, preference_table, summary_table, sweep_noise
 from noise_envs import make_task
 
 ENV_ID = "NoisyMaze-v0"
-
-
-class CorridorShaping(VecEnvWrapper):
-    """Adds ``scale * (discount * phi(s') - phi(s))`` to the reward, phi = -corridor distance.
-
-    The distance (in cells) from the agent's point to the goal point goes through the next cell
-    on a shortest path: the corridor distance from that cell to the goal cell plus the straight
-    line to its centre. phi is read from the observation (the position and goal scaled to
-    [-1, 1]); an episode that reaches the goal ends at phi = 0.
-    """
-
-    def __init__(self, venv: VecEnv, task, *, scale: float, discount: float) -> None:
-        super().__init__(venv)
-        self.size = torch.tensor([task.width, task.height], dtype=torch.float32)
-        self.width = task.width
-        self.distance = task.paths.distance  # [goal cell, cell]
-        self.next_cell = task.paths.next_cell  # [goal cell, cell]
-        self.scale, self.discount = scale, discount
-        self.last = np.zeros(venv.num_envs)
-
-    def potential(self, obs: np.ndarray) -> np.ndarray:
-        """phi of each row of observations ``(N, 8)``."""
-        points = (torch.as_tensor(obs[:, :4]).view(-1, 2, 2) + 1) / 2 * self.size
-        cells = points.floor().clamp(torch.zeros(2), self.size - 1).long()
-        cell, goal = (cells[:, :, 1] * self.width + cells[:, :, 0]).unbind(1)
-        ahead = self.next_cell[goal, cell]
-        centre = torch.stack((ahead % self.width, ahead // self.width), -1).float() + 0.5
-        corridor = self.distance[goal, ahead] + (points[:, 0] - centre).norm(dim=-1)
-        return -corridor.double().numpy()
-
-    def reset(self) -> np.ndarray:
-        """Reset and remember phi of the first observations."""
-        obs = self.venv.reset()
-        self.last = self.potential(obs)
-        return obs
-
-    def step_wait(self):
-        """Step and add the shaping term to each reward."""
-        obs, rewards, dones, infos = self.venv.step_wait()
-        now = self.potential(obs)
-        after = now.copy()
-        for row in np.flatnonzero(dones):
-            reached = not infos[row]["TimeLimit.truncated"]
-            terminal = infos[row]["terminal_observation"][None]
-            after[row] = 0.0 if reached else self.potential(terminal)[0]
-        shaped = rewards + self.scale * (self.discount * after - self.last)
-        self.last = now
-        return obs, shaped.astype(np.float32), dones, infos
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -117,9 +72,7 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(args.threads)
     task = make_task(ENV_ID)
     print("\n".join(task.maze_text))
-    envs: VecEnv = VecMonitor(make_sb3_vec_env(ENV_ID, args.num_envs))
-    if args.shaping > 0:
-        envs = CorridorShaping(envs, task, scale=args.shaping, discount=args.discount)
+    envs = VecMonitor(make_sb3_vec_env(ENV_ID, args.num_envs, shaping=args.shaping))
     model = NoisyRecurrentPPO(
         CTRNNRecurrentPolicy,
         envs,
