@@ -83,3 +83,13 @@ def test_cleanrl_ppo_maze(monkeypatch, capsys):
         monkeypatch,
     )  # fmt: skip
     assert capsys.readouterr().out
+
+
+def test_multitask(tmp_path, monkeypatch, capsys):
+    argv = [
+        "--laptop", "--tasks", "fdgo,dmsnogo", "--iterations", "2", "--hidden-size", "4",
+        "--episodes", "8", "--num-levels", "2", "--out-dir", str(tmp_path), "--no-progress",
+    ]  # fmt: skip
+    run_example("multitask", argv, monkeypatch)
+    assert (tmp_path / "noise-in" / "summary.json").is_file()
+    assert "dmsnogo" in capsys.readouterr().out
