@@ -18,8 +18,9 @@ import torch
 from torch import nn
 
 from agents.ctrnn import CTRNN, READOUTS, CTRNNConfig
-from agents.noise import ACTIVATIONS, PLACEMENTS, NoiseLike, scaled_noise
-from noise_envs._checks import check_choice, check_positive_int, check_shape
+from agents.noise import ACTIVATIONS, PLACEMENTS, NoiseLike, scaled_noise, sigma_column
+from agents.recurrence import ctrnn_sequence
+from noise_envs._checks import check_choice, check_positive_int, check_shape, check_sigma
 from noise_envs.random import RandomSource, as_random_source
 
 __all__ = [
@@ -150,6 +151,8 @@ class CTRNNEnsemble(nn.Module):
         inside = torch.tensor([c.placement == "in" for c in configs])
         self.register_buffer("inside", inside[:, None, None].float(), persistent=False)
         self.activation = ACTIVATIONS[configs[0].activation]
+        self.fused = True
+        """Run sequences through the one-node recurrence (False: autograd op by op)."""
 
     @classmethod
     def from_seeds(
@@ -300,8 +303,26 @@ class CTRNNEnsemble(nn.Module):
 
         The trajectory :meth:`step` gives step by step with the same noise (up to float
         rounding); as in :meth:`agents.ctrnn.CTRNN.forward`, the input drive and every step's
-        noise are made at once and the time loop holds the recurrent product, f and the update.
+        noise are made at once. The time loop is one autograd node
+        (:func:`~agents.recurrence.ctrnn_sequence`) unless ``fused`` is false.
         """
+        outputs, hidden = self._sequence(inputs, sigma, noise, h0)
+        return _time_major(outputs), _time_major(hidden)
+
+    def unroll(
+        self, inputs: torch.Tensor, sigma: float | torch.Tensor = 0.0, noise: MemberNoise = None
+    ) -> torch.Tensor:
+        """Outputs ``[T, K * B, O]`` for inputs ``[T, K * B, I]`` (see :meth:`forward`)."""
+        return _time_major(self._sequence(inputs, sigma, noise, None)[0])
+
+    def _sequence(
+        self,
+        inputs: torch.Tensor,
+        sigma: float | torch.Tensor,
+        noise: MemberNoise | int,
+        h0: torch.Tensor | None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Outputs ``[K, T, B, O]`` and states ``[K, T, B, N]``, member-major."""
         if inputs.dim() != 3 or inputs.shape[-1] != self.input_size:
             raise ValueError(
                 f"Expected `inputs` of shape [T, K * B, {self.input_size}], "
@@ -314,39 +335,51 @@ class CTRNNEnsemble(nn.Module):
         check_shape("h0", h, (rows, n))
         if isinstance(noise, int) and not isinstance(noise, bool):
             noise = as_random_source(noise, inputs.device)
-        scaled = self._scaled_noise(sigma, noise, rows, inputs.device, steps=steps)
-        # [T, K*B, I] -> [K, T*B, I]: one batched product per member for the whole sequence.
-        x = (
-            inputs.reshape(steps, k, per_member, -1)
-            .transpose(0, 1)
-            .reshape(k, steps * per_member, -1)
-        )
-        drive = torch.baddbmm(self.b.unsqueeze(1), x, self.U.mT).reshape(k, steps, per_member, n)
-        drive = drive.transpose(0, 1)  # [T, K, B, N]
-        noise_in, noise_out = self._split_noise(scaled, steps, per_member)
+        xi, scale = self._member_noise(sigma, noise, steps, per_member, inputs.device)
+        h = h.reshape(k, per_member, n)
+        x = inputs.reshape(steps, k, per_member, -1).transpose(0, 1)  # a view, [K, T, B, I]
+        c = self.configs[0]
+        if self.fused:
+            weights = (self.W, self.U, self.b, self.W_out, self.b_out)
+            inside = self.inside.reshape(-1) > 0
+            outputs, hidden = ctrnn_sequence(
+                x,
+                weights,
+                h,
+                gamma=c.gamma,
+                activation=c.activation,
+                noise=xi,
+                scale=scale,
+                inside=inside,
+            )
+            return READOUTS[c.readout](outputs), hidden  # the sequence's outputs are linear
+        # The input drive of every step in one batched product per member.
+        drive = torch.baddbmm(self.b.unsqueeze(1), x.reshape(k, steps * per_member, -1), self.U.mT)
+        drive = drive.reshape(k, steps, per_member, n)
+        if xi is not None and isinstance(scale, torch.Tensor):
+            scale = scale.unsqueeze(1)  # [K, 1, B, 1] for [K, T, B, N]
+        noise_in, noise_out = self._split_noise(None if xi is None else xi * scale)
         if noise_in is not None:
             drive = drive + noise_in
-        drives = drive.unbind(0)
-        outside = noise_out.unbind(0) if noise_out is not None else None
+        hidden = self._eager_recurrence(drive, h, noise_out)
+        outputs = self.readout(hidden.reshape(k, steps * per_member, n))
+        return outputs.reshape(k, steps, per_member, -1), hidden
+
+    def _eager_recurrence(
+        self, drive: torch.Tensor, h: torch.Tensor, noise_out: torch.Tensor | None
+    ) -> torch.Tensor:
+        """The time loop recorded op by op by autograd: states ``[K, T, B, N]``."""
+        drives = drive.unbind(1)
+        outside = noise_out.unbind(1) if noise_out is not None else None
         recurrent, gamma, f = self.W.mT, self.configs[0].gamma, self.activation
-        h = h.reshape(k, per_member, n)
         states = []
-        for t in range(steps):
+        for t in range(len(drives)):
             rate = f(torch.baddbmm(drives[t], h, recurrent))
             if outside is not None:
                 rate = rate + outside[t]
             h = torch.lerp(h, rate, gamma)
             states.append(h)
-        hidden = torch.stack(states, dim=1)  # [K, T, B, N]
-        outputs = self.readout(hidden.reshape(k, steps * per_member, n))
-        outputs = outputs.reshape(k, steps, per_member, -1).transpose(0, 1)
-        return outputs.reshape(steps, rows, -1), hidden.transpose(0, 1).reshape(steps, rows, n)
-
-    def unroll(
-        self, inputs: torch.Tensor, sigma: float | torch.Tensor = 0.0, noise: MemberNoise = None
-    ) -> torch.Tensor:
-        """Outputs ``[T, K * B, O]`` for inputs ``[T, K * B, I]`` (see :meth:`forward`)."""
-        return self.forward(inputs, sigma, noise)[0]
+        return torch.stack(states, dim=1)
 
     def _rate(self, pre: torch.Tensor, scaled: torch.Tensor | None) -> torch.Tensor:
         """``f(pre + noise)`` for noise-in members, ``f(pre) + noise`` for noise-out ones."""
@@ -360,18 +393,60 @@ class CTRNNEnsemble(nn.Module):
         return self.activation(pre + scaled * self.inside) + scaled * (1.0 - self.inside)
 
     def _split_noise(
-        self, scaled: torch.Tensor | None, steps: int, per_member: int
+        self, scaled: torch.Tensor | None
     ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        """The noise added inside f and outside it, each ``[T, K, B, N]`` or None."""
+        """The noise ``[K, T, B, N]`` added inside f and outside it, each or None."""
         if scaled is None:
             return None, None
-        scaled = scaled.reshape(steps, self.num_members, per_member, self.hidden_size)
         placements = set(self.placements)
         if placements == {"in"}:
             return scaled, None
         if placements == {"out"}:
             return None, scaled
-        return scaled * self.inside, scaled * (1.0 - self.inside)
+        inside = self.inside.unsqueeze(1)
+        return scaled * inside, scaled * (1.0 - inside)
+
+    def _member_noise(
+        self,
+        sigma: float | torch.Tensor,
+        noise: MemberNoise,
+        steps: int,
+        per_member: int,
+        device: torch.device,
+    ) -> tuple[torch.Tensor | None, float | torch.Tensor]:
+        """Samples ``xi`` ``[K, T, B, N]`` (member-major) and the scale ``[K, B, 1]`` or float.
+
+        None when no noise is due. Member sources draw their blocks straight into this layout
+        and the scale ``gain * sigma`` is applied in the time loop; one source or samples
+        ``[T, K * B, N]`` go through :func:`~agents.noise.scaled_noise` as for one CTRNN.
+        """
+        k, n, gain = self.num_members, self.hidden_size, self.configs[0].noise_gain
+        if isinstance(noise, Sequence) and not isinstance(noise, torch.Tensor):
+            noise = self._block_source(noise, device)
+        if not isinstance(noise, BlockRandomSource) or len(noise.blocks) != k:
+            scaled = scaled_noise(sigma, noise, (k * per_member, n), device, gain=gain, steps=steps)
+            if scaled is None:
+                return None, 1.0
+            return scaled.reshape(steps, k, per_member, n).transpose(0, 1), 1.0
+        if isinstance(sigma, torch.Tensor) and sigma.dim() > 0:
+            scale = sigma_column(sigma, k * per_member, device).reshape(k, per_member, 1)
+            if not bool(scale.any()):
+                return None, 1.0
+            if gain != 1.0:
+                scale = scale * gain
+        else:
+            scale = float(check_sigma(float(sigma))) * gain
+            if scale == 0:
+                return None, 1.0
+        return _draw_blocks(noise.blocks, steps, per_member, n).to(device), scale
+
+    def _block_source(self, noise: Sequence, device: torch.device) -> BlockRandomSource:
+        if len(noise) != self.num_members:
+            raise ValueError(
+                f"`noise` must be one source for all rows, the samples, or one source per "
+                f"member ({self.num_members}), got a sequence of {len(noise)}"
+            )
+        return BlockRandomSource(noise, device)
 
     def _scaled_noise(
         self,
@@ -382,12 +457,7 @@ class CTRNNEnsemble(nn.Module):
         steps: int | None,
     ) -> torch.Tensor | None:
         if isinstance(noise, Sequence) and not isinstance(noise, torch.Tensor):
-            if len(noise) != self.num_members:
-                raise ValueError(
-                    f"`noise` must be one source for all rows, the samples, or one source per "
-                    f"member ({self.num_members}), got a sequence of {len(noise)}"
-                )
-            noise = BlockRandomSource(noise, device)
+            noise = self._block_source(noise, device)
         gain = self.configs[0].noise_gain
         return scaled_noise(sigma, noise, (rows, self.hidden_size), device, gain=gain, steps=steps)
 
@@ -404,6 +474,31 @@ class CTRNNEnsemble(nn.Module):
         if isinstance(index, bool) or not isinstance(index, int) or not -k <= index < k:
             raise ValueError(f"`index` must be an integer in [0, {k}), got {index!r}")
         return index % k
+
+
+def _draw_blocks(
+    blocks: Sequence[RandomSource], steps: int, per_member: int, size: int
+) -> torch.Tensor:
+    """``[K, T, B, N]``: block ``k`` is ``blocks[k].normal_steps(T, B, N)``.
+
+    A block with one CPU generator fills its slice in place, step by step, as ``normal_steps``
+    draws (so no ``[K, T, B, N]`` copy is made); any other block is drawn and copied in.
+    """
+    xi = torch.empty(len(blocks), steps, per_member, size)
+    for block, out in zip(blocks, xi, strict=True):
+        generator = block.generator
+        if generator is not None and block.repeats == 1 and generator.device.type == "cpu":
+            for step in out:
+                step.normal_(generator=generator)
+        else:
+            out.copy_(block.normal_steps(steps, per_member, size))
+    return xi
+
+
+def _time_major(values: torch.Tensor) -> torch.Tensor:
+    """``[K, T, B, D]`` -> ``[T, K * B, D]``: rows grouped by member at every step."""
+    k, steps, per_member, size = values.shape
+    return values.transpose(0, 1).reshape(steps, k * per_member, size)
 
 
 def check_architecture(configs: Sequence[CTRNNConfig]) -> None:

@@ -50,9 +50,11 @@ def test_protocols_and_shapes():
     assert "K=4" in repr(ensemble) and "2 noise in" in repr(ensemble)
 
 
+@pytest.mark.parametrize("fused", [True, False])
 @pytest.mark.parametrize("activation", ["relu", "tanh", "softplus", "sigmoid"])
-def test_forward_equals_each_member_alone(activation):
+def test_forward_equals_each_member_alone(activation, fused):
     ensemble = _ensemble(activation=activation)
+    ensemble.fused = fused
     steps, per_member = 7, 3
     generator = torch.Generator().manual_seed(5)
     inputs = torch.randn(steps, 4 * per_member, 2, generator=generator)
@@ -103,8 +105,10 @@ def test_one_step_by_hand():
     torch.testing.assert_close(y.flatten(), torch.tensor(expected_y))
 
 
-def test_per_member_sources_give_each_member_its_lone_noise():
+@pytest.mark.parametrize("fused", [True, False])
+def test_per_member_sources_give_each_member_its_lone_noise(fused):
     ensemble = _ensemble()
+    ensemble.fused = fused
     steps, per_member = 5, 2
     inputs = torch.randn(steps, 4 * per_member, 2, generator=torch.Generator().manual_seed(0))
     outputs = ensemble.unroll(inputs, 0.7, [RandomSource.from_seed(10 + k) for k in range(4)])

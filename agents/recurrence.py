@@ -1,0 +1,175 @@
+r"""A CTRNN's whole sequence as one autograd node, for K member-stacked networks at once.
+
+.. math::
+    z_t = W h_{t-1} + U u_t + b + m\,\sigma\xi_t, \qquad
+    h_t = (1 - \gamma) h_{t-1} + \gamma \big(f(z_t) + (1 - m)\,\sigma\xi_t\big), \qquad
+    y_t = W_{out} h_t + b_{out}
+
+with ``m = 1`` for a member whose noise is inside f and ``m = 0`` for one whose noise is outside.
+Autograd would record some ten nodes per step and keep ``[K, T, B, N]`` intermediates of each
+(the drive, its gradient, the gradient of the states, ...); at ensemble sizes those no longer fit
+the CPU's cache, and writing them costs more than the arithmetic. This function runs the forward
+loop without a graph, keeps only the states and ``f'(z_t)``, and in the backward loop accumulates
+every weight's gradient step by step into ``[K, ...]`` buffers, each step's work on ``[K, B, N]``
+blocks that stay in cache. The values equal autograd's up to float rounding (sums are taken in
+another order).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch.nn import functional as F
+
+from noise_envs._checks import check_choice
+
+__all__ = ["ACTIVATIONS_WITH_SLOPE", "ctrnn_sequence"]
+
+
+def _relu(z: torch.Tensor, slope: torch.Tensor) -> torch.Tensor:
+    torch.gt(z, 0, out=slope)
+    return z.relu_()
+
+
+def _tanh(z: torch.Tensor, slope: torch.Tensor) -> torch.Tensor:
+    a = z.tanh_()
+    torch.mul(a, a, out=slope)
+    slope.neg_().add_(1.0)  # 1 - tanh^2
+    return a
+
+
+def _sigmoid(z: torch.Tensor, slope: torch.Tensor) -> torch.Tensor:
+    a = z.sigmoid_()
+    torch.mul(a, a, out=slope)
+    torch.sub(a, slope, out=slope)  # a (1 - a)
+    return a
+
+
+def _softplus(z: torch.Tensor, slope: torch.Tensor) -> torch.Tensor:
+    torch.sigmoid(z, out=slope)
+    return F.softplus(z)
+
+
+ACTIVATIONS_WITH_SLOPE: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
+    "relu": _relu,
+    "tanh": _tanh,
+    "sigmoid": _sigmoid,
+    "softplus": _softplus,
+}
+"""``f(z)`` by activation name, computed in place of ``z``, writing ``f'(z)`` into ``slope``
+(relu's as a bool mask)."""
+
+
+def ctrnn_sequence(
+    inputs: torch.Tensor,
+    weights: tuple[torch.Tensor, ...],
+    h0: torch.Tensor,
+    *,
+    gamma: float,
+    activation: str,
+    noise: torch.Tensor | None = None,
+    scale: torch.Tensor | float = 1.0,
+    inside: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Outputs ``[K, T, B, O]`` and states ``[K, T, B, N]`` of K CTRNNs (see the module doc).
+
+    Args:
+        inputs: ``[K, T, B, I]``.
+        weights: ``(W [K, N, N], U [K, N, I], b [K, N], W_out [K, O, N], b_out [K, O])``.
+        h0: initial states ``[K, B, N]``.
+        gamma: ``dt / tau``.
+        activation: relu, tanh, sigmoid or softplus.
+        noise: noise samples ``[K, T, B, N]``, or None; they get no gradient.
+        scale: what multiplies them: a float, or a tensor that broadcasts to ``[K, B, 1]``
+            (``sigma`` times the noise gain, per member or per row).
+        inside: ``[K]`` bool, whether each member's noise is inside f (None: all inside).
+    """
+    check_choice("activation", activation, ACTIVATIONS_WITH_SLOPE)
+    scales = (None, None)
+    if noise is not None:
+        members = noise.shape[0]
+        scale = torch.as_tensor(scale, dtype=noise.dtype, device=noise.device)
+        scale = scale.expand(members, 1, 1) if scale.dim() == 0 else scale
+        mask = torch.ones(members, 1, 1, dtype=noise.dtype, device=noise.device)
+        if inside is not None:
+            mask = inside.to(noise.dtype).reshape(-1, 1, 1)
+        in_scale = scale * mask if bool(mask.any()) else None
+        out_scale = scale * (1.0 - mask) if not bool(mask.all()) else None
+        scales = (in_scale, out_scale)
+    return _Sequence.apply(inputs, h0, noise, *scales, gamma, activation, *weights)
+
+
+class _Sequence(torch.autograd.Function):
+    # Every step writes into buffers made once: a fresh [K, B, N] tensor per operation costs
+    # more than the operation at these sizes (for example, 128 KiB blocks are mmap'ed afresh).
+    @staticmethod
+    def forward(ctx, inputs, h0, noise, in_scale, out_scale, gamma, activation, *weights):
+        W, U, b, W_out, b_out = weights
+        f = ACTIVATIONS_WITH_SLOPE[activation]
+        members, steps, batch, _ = inputs.shape
+        n = W.shape[-1]
+        states = inputs.new_empty(members, steps, batch, n)
+        outputs = inputs.new_empty(members, steps, batch, W_out.shape[1])
+        slopes = torch.empty_like(states, dtype=torch.bool if activation == "relu" else None)
+        bias, out_bias = b.unsqueeze(1), b_out.unsqueeze(1)
+        z, h = torch.empty_like(h0), h0
+        for t in range(steps):
+            torch.baddbmm(bias, inputs[:, t], U.mT, out=z)
+            z.baddbmm_(h, W.mT)
+            if in_scale is not None:
+                z.addcmul_(noise[:, t], in_scale)
+            a = f(z, slopes[:, t])
+            if out_scale is not None:
+                a.addcmul_(noise[:, t], out_scale)
+            h = torch.lerp(h, a, gamma, out=states[:, t])
+            torch.baddbmm(out_bias, h, W_out.mT, out=outputs[:, t])
+        ctx.save_for_backward(inputs, h0, states, slopes, W, U, W_out)
+        ctx.gamma = gamma
+        ctx.set_materialize_grads(False)  # an unused output's gradient stays None, not zeros
+        return outputs, states
+
+    @staticmethod
+    def backward(ctx, grad_outputs, grad_states):
+        inputs, h0, states, slopes, W, U, W_out = ctx.saved_tensors
+        gamma, needs = ctx.gamma, ctx.needs_input_grad
+        steps = states.shape[1]
+        grads = {name: torch.zeros_like(w) for name, w in (("W", W), ("U", U), ("W_out", W_out))}
+        grad_b = h0.new_zeros(h0.shape[0], h0.shape[2])
+        grad_b_out = None
+        if needs[11] and grad_outputs is not None:
+            grad_b_out = grad_outputs.sum((1, 2))
+        grad_inputs = torch.empty_like(inputs) if needs[0] else None
+        carry = torch.zeros_like(h0)  # dL/dh_{t-1} through the steps from t on
+        grad_h, dz = torch.empty_like(h0), torch.empty_like(h0)
+        for t in range(steps - 1, -1, -1):
+            h, previous = states[:, t], states[:, t - 1] if t > 0 else h0
+            if grad_outputs is not None:
+                grad_y = grad_outputs[:, t]
+                torch.baddbmm(carry, grad_y, W_out, out=grad_h)
+                grads["W_out"].baddbmm_(grad_y.mT, h)
+            else:
+                grad_h.copy_(carry)
+            if grad_states is not None:
+                grad_h.add_(grad_states[:, t])
+            torch.mul(grad_h, slopes[:, t], out=dz).mul_(gamma)
+            grads["W"].baddbmm_(dz.mT, previous)
+            grads["U"].baddbmm_(dz.mT, inputs[:, t])
+            grad_b.add_(dz.sum(1))
+            if grad_inputs is not None:
+                torch.bmm(dz, U, out=grad_inputs[:, t])
+            torch.baddbmm(grad_h, dz, W, beta=1.0 - gamma, out=carry)
+        return (
+            grad_inputs,
+            carry if needs[1] else None,
+            None,  # noise
+            None,  # in_scale
+            None,  # out_scale
+            None,  # gamma
+            None,  # activation
+            grads["W"] if needs[7] else None,
+            grads["U"] if needs[8] else None,
+            grad_b if needs[9] else None,
+            grads["W_out"] if needs[10] else None,
+            grad_b_out,
+        )
