@@ -186,7 +186,7 @@ class MultitaskTask(Task[MultitaskState, MultitaskConfig]):
     Minus the step's mask-weighted squared teacher error (the supervised tasks' default).
 
     ## Episode End
-    Terminates at the trial's last step (trials last 0.9 to 4.2 s at the default timings).
+    Terminates at the trial's last step (trials last 0.8 to 4.2 s at the default timings).
 
     ## Arguments
     See :class:`MultitaskConfig`: ``tasks``, ``task_weights``, ``dt``, ``ring_size``,
