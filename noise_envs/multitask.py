@@ -203,8 +203,8 @@ class MultitaskTask(Task[MultitaskState, MultitaskConfig]):
     around the response direction from the cue on. Mask: Yang's effective weights (his loss
     squares the masked error, so his mask 1 / 5, fixation x2, becomes 1 / 25 and 4 / 100): 0 in
     the first 100 ms, 1 (fixation output 4) until the cue, 0 for 100 ms, then 25 (100) to the
-    end; 0 on padded steps. The trainers normalise by the weights' sum, Yang's mean ran over all
-    entries: the gradient differs by a factor per batch, not in direction for one task.
+    end; 0 on padded steps. The trainers divide by the weights' sum where Yang's mean divides by
+    the number of entries: within a batch the loss differs by a positive factor, not in shape.
 
     ## Metrics
     ``perf`` (primary, higher is better): Yang's rule at the trial's last step. A no-go trial
