@@ -608,3 +608,45 @@ def test_noise_out_stationary_mean_at_or_below_the_kink_is_zero(a):
     """With relu(a) = 0, noise outside gives a stationary mean of 0 (noise inside does not)."""
     assert stationary_mean("out", a, 0.5) == pytest.approx(0.0, abs=0.005)
     assert stationary_mean("in", a, 0.5) > 0.05
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    row=st.integers(0, BATCH - 1),
+    column=st.integers(0, INPUTS - 1),
+    bad=st.sampled_from([math.nan, math.inf, -math.inf]),
+    activation=st.sampled_from(ACTIVATION_NAMES),
+)
+def test_any_non_finite_observation_entry_is_refused(row, column, bad, activation):
+    """Property: one NaN or infinite entry anywhere in obs raises, whatever f (tanh saturates inf)."""
+    model = make_model(activation)
+    obs = torch.zeros(BATCH, INPUTS)
+    obs[row, column] = bad
+    with pytest.raises(ValueError, match=r"`obs` must be finite, got [01] NaN and [01] infinite"):
+        model.step(obs, model.initial_state(BATCH))
+    inputs = torch.zeros(3, BATCH, INPUTS)
+    inputs[1, row, column] = bad
+    with pytest.raises(
+        ValueError, match=r"`inputs` must be finite, got [01] NaN and [01] infinite"
+    ):
+        model(inputs)
+
+
+def test_validation_leaves_the_trajectory_unchanged():
+    """validate=True and validate=False give bit-identical outputs on finite inputs (same noise)."""
+    model = make_model("softplus", "out")
+    inputs = torch.randn(6, BATCH, INPUTS, generator=torch.Generator().manual_seed(1))
+    checked = model(inputs, 0.3, noise=5)
+    unchecked = model(inputs, 0.3, noise=5, validate=False)
+    for a, b in zip(checked, unchecked, strict=True):
+        assert_same(a, b)
+
+
+def test_a_diverged_model_propagates_nan_instead_of_blaming_its_inputs():
+    """NaN weights are the trainer's and the sweep's to catch: step does not call obs bad."""
+    model = make_model()
+    with torch.no_grad():
+        model.W.fill_(math.nan)
+    action, state = model.step(torch.zeros(BATCH, INPUTS), model.initial_state(BATCH))
+    assert torch.isnan(action).all()
+    assert torch.isnan(state).all()
