@@ -11,21 +11,29 @@ and Adam state stay at their last good values, it is reported, and the others go
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import logging
 import math
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 from tqdm import tqdm
 
 from agents.ensemble import BlockRandomSource, CTRNNEnsemble, member_sigma
+from agents.errors import RunMismatch
 from agents.rollout import rollout
+from agents.run_lifecycle import RunRequest, RunWriter, open_run
+from agents.runs import HISTORY_FILE
 from agents.supervised import TrainConfig, _training_sources
 from noise_envs.core import Task
 from noise_envs.random import RandomSource
+
+_logger = logging.getLogger(__name__)
 
 __all__ = [
     "SHARED_OPTIONS",
@@ -110,8 +118,11 @@ def train_ensemble(
     *,
     sigmas: Sequence[float] | None = None,
     seeds: Sequence[int] | None = None,
+    run_dirs: Sequence[str | Path] | None = None,
     device: torch.device | str = "cpu",
     progress: bool = True,
+    resume: bool = True,
+    overwrite: bool = False,
 ) -> EnsembleTrainResult:
     """Train every member of ``ensemble`` on ``task`` as :func:`~agents.supervised.train` would.
 
@@ -121,6 +132,13 @@ def train_ensemble(
     the step loop runs until every member's episodes have ended, so a member's noise stream can
     run ahead of its lone run (no registered task ends early).
 
+    With ``run_dirs`` each member is written to its own run folder through the run lifecycle
+    (:func:`agents.run_lifecycle.open_run`): the files, ``run.json`` and checkpoint a lone
+    ``train`` writes, so ``load_run`` and the sweeps read it like any run (and ``train`` can
+    resume it alone). The ensemble resumes as a whole: every member's folder must be at the
+    same checkpoint. A member that diverges keeps its folder at its last checkpoint, as a lone
+    run that raises TrainingDiverged does; the others finish.
+
     Args:
         ensemble: the members; trained in place.
         task: the batched task.
@@ -128,51 +146,225 @@ def train_ensemble(
             per-member ``sigmas`` and/or ``seeds`` (see :func:`member_train_configs`).
         sigmas: per-member training noise levels (with a base config).
         seeds: per-member seeds of the task's randomness and the noise (with a base config).
+        run_dirs: one run folder per member, or None to keep the runs in memory.
         device: where to train.
         progress: show a progress bar.
+        resume: continue from the folders' checkpoints if they have them.
+        overwrite: move whatever the folders hold aside and start new runs there.
 
     Raises:
-        ValueError: for configs of another number of members, members that disagree on a
-            :data:`SHARED_OPTIONS` option, or an ensemble that does not fit the task.
+        ValueError: for configs or folders of another number of members, members that
+            disagree on a :data:`SHARED_OPTIONS` option, or an ensemble that does not fit the task.
+        RunMismatch: if the members' folders are at different checkpoints, or one holds another
+            run; NotARunFolder, RunLocked, CorruptRun as :func:`agents.run_lifecycle.open_run`.
     """
     configs = _member_configs(ensemble, configs, sigmas, seeds)
+    folders = _run_folders(run_dirs, ensemble.num_members)
     device = torch.device(device)
     ensemble.to(device)
     _check_fits(ensemble, task)
-    shared = configs[0]
     params = [param for param in ensemble.parameters() if param.requires_grad]
-    optimizer = torch.optim.Adam(params, lr=shared.learning_rate)
-    sources = [_training_sources(config.seed, device) for config in configs]
-    env_rng = BlockRandomSource([env for env, _ in sources], device)
-    noise = BlockRandomSource([noise for _, noise in sources], device)
-    sigma = member_sigma([config.sigma for config in configs], shared.batch_size, device)
-    active = torch.ones(ensemble.num_members, dtype=torch.bool, device=device)
-    histories: list[list[dict[str, float]]] = [[] for _ in configs]
-    diverged: dict[int, int] = {}
-    with tqdm(
-        total=shared.iterations, disable=None if progress else True, desc="train ensemble"
-    ) as bar:
-        for iteration in range(1, shared.iterations + 1):
-            tick = time.perf_counter()
-            losses = member_losses(ensemble, task, shared.batch_size, sigma, env_rng, noise, device)
-            optimizer.zero_grad(set_to_none=True)
-            torch.where(active, losses, torch.zeros_like(losses)).sum().backward()
-            norms = clip_member_grad_norms(params, shared.grad_clip)
-            finite = torch.isfinite(losses) & torch.isfinite(norms)
-            for member in torch.nonzero(active & ~finite).flatten().tolist():
-                diverged[member] = iteration
-            active &= finite
-            if not bool(active.any()):
-                break
-            masked_step(optimizer, params, active)
-            _log(histories, iteration, losses, norms, active, optimizer, tick)
-            bar.update()
-    return EnsembleTrainResult(
+    trainer = _Trainer(
         ensemble=ensemble,
-        histories=histories,
-        iterations_done=shared.iterations,
-        diverged=diverged,
+        task=task,
+        configs=configs,
+        optimizer=torch.optim.Adam(params, lr=configs[0].learning_rate),
+        sources=[_training_sources(config.seed, device) for config in configs],
+        device=device,
     )
+    if folders is None:
+        diverged = trainer.run(0, [[] for _ in configs], None, progress)
+        return EnsembleTrainResult(ensemble, trainer.histories, configs[0].iterations, diverged)
+    with contextlib.ExitStack() as stack:
+        writers = [
+            stack.enter_context(trainer.open_member_run(k, folder, resume, overwrite))
+            for k, folder in enumerate(folders)
+        ]
+        start, histories = trainer.restore(writers)
+        diverged = trainer.run(start, histories, writers, progress)
+        for k, writer in enumerate(writers):
+            if k not in diverged:
+                writer.finish(ensemble.member(k))
+    if diverged:
+        _logger.warning(
+            "ensemble members diverged and stopped (member: iteration): %s; their run folders "
+            "are left at their last checkpoints",
+            diverged,
+        )
+    return EnsembleTrainResult(
+        ensemble, trainer.histories, configs[0].iterations, diverged, [w.path for w in writers]
+    )
+
+
+@dataclasses.dataclass(eq=False)
+class _Trainer:
+    """The training state of an ensemble, and how it moves to and from member run folders."""
+
+    ensemble: CTRNNEnsemble
+    task: Task
+    configs: list[TrainConfig]
+    optimizer: torch.optim.Optimizer
+    sources: list[tuple[RandomSource, RandomSource]]
+    device: torch.device
+    histories: list[list[dict[str, float]]] = dataclasses.field(default_factory=list)
+
+    def run(
+        self,
+        start: int,
+        histories: list[list[dict[str, float]]],
+        writers: list[RunWriter] | None,
+        progress: bool,
+    ) -> dict[int, int]:
+        """Train from iteration ``start`` to the end; returns ``{member: iteration diverged}``."""
+        shared, ensemble, optimizer = self.configs[0], self.ensemble, self.optimizer
+        params = [param for group in optimizer.param_groups for param in group["params"]]
+        env_rng = BlockRandomSource([env for env, _ in self.sources], self.device)
+        noise = BlockRandomSource([noise for _, noise in self.sources], self.device)
+        sigma = member_sigma([c.sigma for c in self.configs], shared.batch_size, self.device)
+        active = torch.ones(ensemble.num_members, dtype=torch.bool, device=self.device)
+        self.histories, diverged = histories, {}
+        with tqdm(
+            total=shared.iterations,
+            initial=start,
+            disable=None if progress else True,
+            desc="train ensemble",
+        ) as bar:
+            for iteration in range(start + 1, shared.iterations + 1):
+                tick = time.perf_counter()
+                losses = member_losses(
+                    ensemble, self.task, shared.batch_size, sigma, env_rng, noise, self.device
+                )
+                optimizer.zero_grad(set_to_none=True)
+                torch.where(active, losses, torch.zeros_like(losses)).sum().backward()
+                norms = clip_member_grad_norms(params, shared.grad_clip)
+                finite = torch.isfinite(losses) & torch.isfinite(norms)
+                for member in torch.nonzero(active & ~finite).flatten().tolist():
+                    diverged[member] = iteration
+                active &= finite
+                if not bool(active.any()):
+                    break
+                masked_step(optimizer, params, active)
+                _log(histories, iteration, losses, norms, active, optimizer, tick)
+                bar.update()
+                if writers is not None and (
+                    iteration % shared.checkpoint_every == 0 or iteration == shared.iterations
+                ):
+                    self.save(writers, iteration, active)
+        return diverged
+
+    def open_member_run(self, k: int, folder: Path, resume: bool, overwrite: bool) -> RunWriter:
+        """Open member ``k``'s run folder as a lone ``train`` of it would."""
+        member = self.ensemble.member(k)
+        optimizer = torch.optim.Adam(
+            [p for p in member.parameters() if p.requires_grad], lr=self.configs[k].learning_rate
+        )
+        template = {
+            "iteration": 0,
+            "model": member.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "rng": self._rng_states(k),
+        }
+        request = RunRequest(
+            task=self.task,
+            model=member,
+            trainer="supervised",
+            config=self.configs[k],
+            template=template,
+            optimizer=optimizer,
+        )
+        return open_run(folder, request, resume=resume, overwrite=overwrite)
+
+    def restore(self, writers: list[RunWriter]) -> tuple[int, list[list[dict[str, float]]]]:
+        """Load the members' checkpoints into the ensemble; the start and the histories."""
+        starts = {writer.start for writer in writers}
+        if len(starts) > 1:
+            at = ", ".join(f"{writer.path}: {writer.start}" for writer in writers)
+            raise RunMismatch(
+                f"the members' run folders are at different iterations ({at}); an ensemble "
+                "resumes as a whole: resume them one by one with agents.supervised.train, or "
+                "pass resume=False to start them all again"
+            )
+        histories = [list(writer.tables[HISTORY_FILE]) for writer in writers]
+        if starts == {0}:
+            return 0, histories
+        checkpoints = [writer.checkpoint for writer in writers]
+        for k, checkpoint in enumerate(checkpoints):
+            member = self.ensemble.member(k)
+            member.load_state_dict(checkpoint["model"])
+            self.ensemble.set_member(k, member)
+            for source, name in zip(self.sources[k], ("env", "noise"), strict=True):
+                source.generator.set_state(checkpoint["rng"][name])
+        self.optimizer.load_state_dict(
+            _stacked_optimizer_state(self.optimizer, [c["optimizer"] for c in checkpoints])
+        )
+        return starts.pop(), histories
+
+    def save(self, writers: list[RunWriter], iteration: int, active: torch.Tensor) -> None:
+        """Checkpoint every active member into its folder, as a lone ``train`` would."""
+        state = self.optimizer.state_dict()
+        for k, writer in enumerate(writers):
+            if not bool(active[k]):
+                continue
+            checkpoint = {
+                "iteration": iteration,
+                "model": self.ensemble.member(k).state_dict(),
+                "optimizer": {
+                    "state": {
+                        index: {
+                            key: value.clone() if key == "step" else value[k].clone()
+                            for key, value in entry.items()
+                        }
+                        for index, entry in state["state"].items()
+                    },
+                    "param_groups": state["param_groups"],
+                },
+                "rng": self._rng_states(k),
+            }
+            writer.save(iteration, checkpoint, {HISTORY_FILE: self.histories[k]})
+
+    def _rng_states(self, k: int) -> dict[str, torch.Tensor]:
+        env, noise = self.sources[k]
+        return {"env": env.generator.get_state(), "noise": noise.generator.get_state()}
+
+
+def _stacked_optimizer_state(
+    optimizer: torch.optim.Optimizer, members: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """The ensemble optimizer's state dict stacked from the members' (same step count each)."""
+    state = {}
+    for index in members[0]["state"]:
+        entries = [member["state"][index] for member in members]
+        steps = {float(entry["step"]) for entry in entries}
+        if len(steps) > 1:
+            raise RunMismatch(
+                f"the members' checkpoints hold Adam states of different step counts "
+                f"{sorted(steps)}; an ensemble resumes only members trained together"
+            )
+        state[index] = {
+            key: entries[0][key].clone()
+            if key == "step"
+            else torch.stack([e[key] for e in entries])
+            for key in entries[0]
+        }
+    return {"state": state, "param_groups": optimizer.state_dict()["param_groups"]}
+
+
+def _run_folders(run_dirs: Sequence[str | Path] | None, members: int) -> list[Path] | None:
+    if run_dirs is None:
+        return None
+    if isinstance(run_dirs, (str, Path)):
+        raise ValueError(
+            f"`run_dirs` must be one folder per member ({members}), got one path {str(run_dirs)!r}"
+        )
+    folders = [Path(folder) for folder in run_dirs]
+    if len(folders) != members:
+        raise ValueError(
+            f"`run_dirs` must be one folder per member ({members}), got {len(folders)}"
+        )
+    resolved = [folder.resolve() for folder in folders]
+    if len(set(resolved)) != len(resolved):
+        raise ValueError(f"`run_dirs` must be distinct folders, got {[str(f) for f in folders]}")
+    return folders
 
 
 def member_losses(
