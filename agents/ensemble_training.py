@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import itertools
 import logging
 import math
 import time
@@ -24,14 +25,16 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from agents.ctrnn import CTRNNConfig
 from agents.ensemble import BlockRandomSource, CTRNNEnsemble, member_sigma
 from agents.errors import RunMismatch
 from agents.rollout import rollout
 from agents.run_lifecycle import RunRequest, RunWriter, open_run
-from agents.runs import HISTORY_FILE
+from agents.runs import HISTORY_FILE, Run, load_run
 from agents.supervised import TrainConfig, _training_sources
 from noise_envs.core import Task
 from noise_envs.random import RandomSource
+from noise_envs.registration import make_task
 
 _logger = logging.getLogger(__name__)
 
@@ -40,8 +43,10 @@ __all__ = [
     "EnsembleTrainResult",
     "clip_member_grad_norms",
     "member_losses",
+    "member_run_name",
     "member_train_configs",
     "train_ensemble",
+    "train_ensemble_runs",
 ]
 
 SHARED_OPTIONS = ("iterations", "batch_size", "learning_rate", "grad_clip", "checkpoint_every")
@@ -194,6 +199,96 @@ def train_ensemble(
     return EnsembleTrainResult(
         ensemble, trainer.histories, configs[0].iterations, diverged, [w.path for w in writers]
     )
+
+
+def member_run_name(placement: str, sigma: float, seed: int) -> str:
+    """The run folder name of one member, e.g. ``noise-in-sigma0.5-seed0``."""
+    return f"noise-{placement}-sigma{sigma:g}-seed{seed}"
+
+
+def train_ensemble_runs(
+    out_dir: str | Path,
+    task_id: str,
+    model_config: CTRNNConfig | dict[str, Any],
+    train_config: TrainConfig,
+    *,
+    sigmas: Sequence[float] | None = None,
+    placements: Sequence[str] | None = None,
+    seeds: Sequence[int] | None = None,
+    task_kwargs: dict[str, Any] | None = None,
+    device: torch.device | str = "cpu",
+    progress: bool = True,
+    resume: bool = True,
+    overwrite: bool = False,
+) -> list[Run]:
+    """Train every placement x sigma x seed as one ensemble, one run folder each; load them.
+
+    Member (placement, sigma, seed) starts as ``train_run`` would start it (initial weights
+    seeded with ``seed``), trains with ``train_config`` at that sigma and seed, and is written to
+    ``out_dir / member_run_name(placement, sigma, seed)``, so each folder is the run that
+    ``train_run(folder, task_id, ...)`` of that member would write (up to float rounding).
+
+    Args:
+        out_dir: the folder that receives the members' run folders.
+        task_id: the environment id.
+        model_config: the shared architecture (a CTRNNConfig or its dict); its placement is
+            the default of ``placements``.
+        train_config: the shared training options; its sigma and seed are the defaults of
+            ``sigmas`` and ``seeds``.
+        sigmas: training noise levels.
+        placements: noise placements, "in" and/or "out".
+        seeds: seeds (initial weights, episodes and noise).
+        task_kwargs: the task's options.
+        device: where to train.
+        progress: show a progress bar.
+        resume: continue from the folders' checkpoints.
+        overwrite: move what the folders hold aside and start again.
+
+    Returns:
+        The members' runs, placement-major, then sigma, then seed.
+    """
+    if isinstance(model_config, dict):
+        model_config = CTRNNConfig.from_dict(model_config)
+    if not isinstance(model_config, CTRNNConfig):
+        raise ValueError(f"`model_config` must be a CTRNNConfig, got {type(model_config).__name__}")
+    if not isinstance(train_config, TrainConfig):
+        raise ValueError(f"`train_config` must be a TrainConfig, got {type(train_config).__name__}")
+    grid = list(
+        itertools.product(
+            _listed("placements", placements, model_config.placement),
+            _listed("sigmas", sigmas, train_config.sigma),
+            _listed("seeds", seeds, train_config.seed),
+        )
+    )
+    task = make_task(task_id, **(task_kwargs or {}))
+    ensemble = CTRNNEnsemble.from_seeds(
+        model_config, [seed for _, _, seed in grid], [placement for placement, _, _ in grid]
+    )
+    folders = [Path(out_dir) / member_run_name(*member) for member in grid]
+    train_ensemble(
+        ensemble,
+        task,
+        member_train_configs(
+            train_config, sigmas=[s for _, s, _ in grid], seeds=[z for _, _, z in grid]
+        ),
+        run_dirs=folders,
+        device=device,
+        progress=progress,
+        resume=resume,
+        overwrite=overwrite,
+    )
+    return [load_run(folder, device=device) for folder in folders]
+
+
+def _listed(name: str, values: Sequence[Any] | None, default: Any) -> list[Any]:
+    if values is None:
+        return [default]
+    values = list(values)
+    if not values:
+        raise ValueError(f"`{name}` must hold at least one value (K >= 1), got none")
+    if len(set(values)) != len(values):
+        raise ValueError(f"`{name}` must not repeat a value, got {values}")
+    return values
 
 
 @dataclasses.dataclass(eq=False)

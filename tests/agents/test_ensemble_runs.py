@@ -141,3 +141,76 @@ def test_bad_run_dirs_are_refused(task, tmp_path):
         _train(task, [tmp_path / "a", tmp_path / "a"])
     with pytest.raises(ValueError, match="got one path"):
         _train(task, str(tmp_path / "a"))
+
+
+def test_train_ensemble_runs_names_one_lone_run_per_member(tmp_path):
+    from agents.ensemble_training import member_run_name, train_ensemble_runs
+    from agents.supervised import train_run
+
+    kwargs = {"steps": 8, "response_steps": 3}
+    model_config = CTRNNConfig(input_size=1, output_size=1, hidden_size=5)
+    config = TrainConfig(iterations=3, batch_size=4)
+    runs = train_ensemble_runs(
+        tmp_path,
+        "NoisyFunctionApprox-v0",
+        model_config,
+        config,
+        sigmas=[0.25, 1.0],
+        placements=["in", "out"],
+        seeds=[0, 1],
+        task_kwargs=kwargs,
+        progress=False,
+    )
+    names = [run.path.name for run in runs]
+    assert names[:3] == [
+        "noise-in-sigma0.25-seed0",
+        "noise-in-sigma0.25-seed1",
+        "noise-in-sigma1-seed0",
+    ]
+    assert len(names) == 8 and names[-1] == member_run_name("out", 1.0, 1)
+    alone = train_run(
+        tmp_path / "alone",
+        "NoisyFunctionApprox-v0",
+        dataclasses.replace(model_config, placement="out"),
+        dataclasses.replace(config, sigma=1.0, seed=1),
+        task_kwargs=kwargs,
+        progress=False,
+    )
+    assert json.loads((runs[-1].path / "run.json").read_text()) == json.loads(
+        (alone.path / "run.json").read_text()
+    )
+    for name, value in alone.model.state_dict().items():
+        torch.testing.assert_close(runs[-1].model.state_dict()[name], value, rtol=1e-5, atol=1e-6)
+
+
+def test_train_ensemble_runs_refuses_bad_lists(tmp_path):
+    from agents.ensemble_training import train_ensemble_runs
+
+    model_config = CTRNNConfig(input_size=1, output_size=1, hidden_size=5)
+    with pytest.raises(ValueError, match=r"`placements` must be one of.*Did you mean 'out'"):
+        train_ensemble_runs(
+            tmp_path,
+            "NoisyFunctionApprox-v0",
+            model_config,
+            TrainConfig(),
+            placements=["in", "uot"],
+            progress=False,
+        )
+    with pytest.raises(ValueError, match=r"`seeds` must hold at least one value"):
+        train_ensemble_runs(
+            tmp_path,
+            "NoisyFunctionApprox-v0",
+            model_config,
+            TrainConfig(),
+            seeds=[],
+            progress=False,
+        )
+    with pytest.raises(ValueError, match=r"`sigmas` must not repeat"):
+        train_ensemble_runs(
+            tmp_path,
+            "NoisyFunctionApprox-v0",
+            model_config,
+            TrainConfig(),
+            sigmas=[0.5, 0.5],
+            progress=False,
+        )
