@@ -147,3 +147,20 @@ def test_an_ensemble_that_does_not_fit_the_task_is_refused(task):
         train_ensemble(CTRNNEnsemble([config]), task, TrainConfig(), seeds=[0], progress=False)
     with pytest.raises(ValueError, match="must be a CTRNNEnsemble"):
         train_ensemble(CTRNN(config), task, TrainConfig(), seeds=[0], progress=False)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_training_on_cuda_matches_the_cpu(task):
+    """Device-agnostic: the same members trained on CUDA end near their CPU weights."""
+    seeds, placements = [0, 1], ["in", "out"]
+    base = TrainConfig(iterations=5, batch_size=8, learning_rate=1e-2)
+    weights = []
+    for device in ("cpu", "cuda"):
+        ensemble = CTRNNEnsemble.from_seeds(_config(task), seeds, placements)
+        train_ensemble(
+            ensemble, task, base, sigmas=[0.3, 0.3], seeds=seeds, device=device, progress=False
+        )
+        weights.append({k: v.cpu() for k, v in ensemble.state_dict().items()})
+    for name, value in weights[0].items():
+        torch.testing.assert_close(weights[1][name], value, rtol=1e-4, atol=1e-5)
