@@ -31,8 +31,9 @@ __all__ = [
     "member_sigma",
 ]
 
-MEMBER_FIELDS = ("placement", "recurrent_gain")
-"""CTRNN options that may differ between members; every other option is the shared architecture."""
+MEMBER_FIELDS = ("placement", "recurrent_gain", "recurrent_init", "recurrent_scale")
+"""CTRNN options that may differ between members (the noise placement and how W starts); every
+other option is the shared architecture."""
 
 _PARAMETERS = ("W", "U", "b", "W_out", "b_out", "h0")
 """The CTRNN's parameters, in its registration order (the order its optimizer state uses)."""
@@ -113,7 +114,7 @@ class CTRNNEnsemble(nn.Module):
     Member ``k`` is initialised exactly as ``CTRNN(configs[k], generators[k])`` is, so an
     ensemble built from the seeds of K runs starts from their weights. Members share every
     :class:`~agents.ctrnn.CTRNNConfig` option except :data:`MEMBER_FIELDS` (noise placement and
-    the initial recurrent gain). Speaks :class:`~agents.policy.Policy` and
+    how the recurrent weights start). Speaks :class:`~agents.policy.Policy` and
     :class:`~agents.policy.SequencePolicy` with rows grouped by member (see the module doc);
     ``noise`` may be one source for all rows, the samples, or a sequence of K sources (member
     ``k``'s rows drawn from source ``k``, as :class:`BlockRandomSource` does).

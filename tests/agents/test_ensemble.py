@@ -224,3 +224,25 @@ def test_bad_member_index_and_kinds_are_refused():
         CTRNNEnsemble([CONFIG, {"hidden_size": 5}])
     with pytest.raises(ValueError, match="whole member blocks"):
         BlockRandomSource([1, 2]).subset([0])
+
+
+def test_sigmoid_readout_and_per_member_initialisation():
+    configs = [
+        dataclasses.replace(CONFIG, readout="sigmoid", recurrent_init="identity"),
+        dataclasses.replace(
+            CONFIG, readout="sigmoid", recurrent_init="orthogonal", placement="out"
+        ),
+        dataclasses.replace(CONFIG, readout="sigmoid", recurrent_gain=1.5),
+    ]
+    generators = [torch.Generator().manual_seed(s) for s in (5, 6, 7)]
+    ensemble = CTRNNEnsemble(configs, generators)
+    inputs = torch.randn(4, 6, 2, generator=torch.Generator().manual_seed(1))
+    xi = torch.randn(4, 6, 5, generator=torch.Generator().manual_seed(2))
+    outputs = ensemble.unroll(inputs, 0.3, xi)
+    for k, (config, seed) in enumerate(zip(configs, (5, 6, 7), strict=True)):
+        lone = CTRNN(config, torch.Generator().manual_seed(seed))
+        assert torch.equal(ensemble.member(k).W, lone.W)
+        rows = slice(2 * k, 2 * k + 2)
+        expected = lone.unroll(inputs[:, rows], 0.3, xi[:, rows])
+        torch.testing.assert_close(outputs[:, rows], expected, **TOLERANCE)
+    assert bool(((outputs > 0) & (outputs < 1)).all())
