@@ -114,7 +114,8 @@ squared error, reward and episode sum stays far inside float32's range (3.4e38).
 
 def _as_action_tensor(action: object, device: torch.device) -> torch.Tensor:
     try:
-        return torch.as_tensor(np.asarray(action, dtype=np.float32), device=device)
+        with np.errstate(over="ignore"):  # values beyond float32 become inf, refused by name
+            return torch.as_tensor(np.asarray(action, dtype=np.float32), device=device)
     except (TypeError, ValueError):
         raise ValueError(
             f"`action` must be a tensor or an array of numbers, got {action!r}"

@@ -164,6 +164,11 @@ def _option_and_action_cases(env_id: str) -> list[Case]:
             r"`action` must hold real numbers, got dtype torch\.bool",
         ),
         Case(
+            "action list overflowing float32",
+            lambda: step_with(env_id, [[1e300] * small_task(env_id).action_size] * 2),
+            r"`action` must be finite .*got NaN or infinite entries",
+        ),
+        Case(
             "action text",
             lambda: step_with(env_id, "left"),
             r"`action` must be a tensor or an array of numbers, got 'left'",
