@@ -32,7 +32,14 @@ from noise_envs.core import Task
 from noise_envs.random import RandomSource
 from noise_envs.registration import make_task
 
-__all__ = ["TrainConfig", "TrainResult", "TrainingDiverged", "train", "train_run"]
+__all__ = [
+    "TrainConfig",
+    "TrainResult",
+    "TrainingDiverged",
+    "train",
+    "train_run",
+    "training_sigma",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,6 +71,9 @@ def train(
     overwrite: bool = False,
 ) -> TrainResult:
     """Train ``model`` on ``task`` by BPTT through its episodes at noise ``config.sigma``.
+
+    With ``config.sigma_dist`` the noise level is drawn every iteration instead, per batch row
+    (episode) or per batch, from the model's seeded noise generator (:func:`training_sigma`).
 
     Each iteration runs ``config.batch_size`` episodes, backpropagates the teacher loss, clips the
     gradient norm and takes an Adam step. With ``run_dir`` the run is saved as a run folder
@@ -215,11 +225,26 @@ def _teacher_loss(
         model,
         task,
         config.batch_size,
-        sigma=config.sigma,
+        sigma=training_sigma(config, noise, device),
         env_rng=env_rng,
         noise=noise,
         device=device,
     )
+
+
+def training_sigma(
+    config: TrainConfig, noise: RandomSource, device: torch.device | str
+) -> float | torch.Tensor:
+    """This iteration's training noise: ``config.sigma``, or ``[B]`` levels from ``sigma_dist``.
+
+    The levels are drawn with the model's noise generator, before that iteration's noise samples.
+
+    Drawing from the noise generator keeps a resumed run bit-identical: the checkpoint already
+    holds that generator's state.
+    """
+    if config.sigma_dist is None:
+        return config.sigma
+    return config.sigma_dist.sample(config.batch_size, noise.generator, device)
 
 
 def _backward(

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
+from agents.noise_distribution import NoiseDistribution, as_noise_distribution
 from noise_envs._checks import check_nonnegative, check_positive, check_positive_int
 from noise_envs.config import JsonConfig
 
-__all__ = ["TrainConfig"]
+__all__ = ["TrainConfig", "check_noise_fields", "noise_to_dict"]
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
@@ -16,6 +18,10 @@ class TrainConfig(JsonConfig):
 
     sigma: float = 0.0
     """Noise level of the model during training (the model's config says where noise enters)."""
+    sigma_dist: NoiseDistribution | None = None
+    """Training noise drawn from a distribution instead of the fixed sigma (see
+    agents.noise_distribution); a dict or spec string such as 'uniform:0,1' is converted. A
+    fixed distribution is stored as sigma; None (the default) keeps run.json as before."""
     iterations: int = 1000
     """Number of gradient steps."""
     batch_size: int = 128
@@ -31,6 +37,7 @@ class TrainConfig(JsonConfig):
 
     def __post_init__(self) -> None:
         check_nonnegative("sigma", self.sigma)
+        check_noise_fields(self)
         check_positive_int("iterations", self.iterations)
         check_positive_int("batch_size", self.batch_size)
         check_positive("learning_rate", self.learning_rate)
@@ -38,3 +45,38 @@ class TrainConfig(JsonConfig):
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ValueError(f"`seed` must be an integer >= 0, got {self.seed!r}")
         check_positive_int("checkpoint_every", self.checkpoint_every)
+
+    @property
+    def noise(self) -> NoiseDistribution:
+        """The training noise as a distribution (a fixed one for ``sigma``)."""
+        return self.sigma_dist or NoiseDistribution.fixed(self.sigma)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The config as JSON values; ``sigma_dist`` is left out when None (fixed-noise runs)."""
+        return noise_to_dict(self, JsonConfig.to_dict(self))
+
+
+def check_noise_fields(config: Any) -> None:
+    """Check ``config.sigma`` against ``config.sigma_dist`` and convert or fold the latter.
+
+    A dict or spec string becomes a NoiseDistribution, and a fixed distribution becomes
+    ``sigma`` (so a fixed-noise run is stored one way only). Giving both a non-zero ``sigma``
+    and a distribution is refused.
+    """
+    dist = as_noise_distribution(config.sigma_dist)
+    if dist is not None and config.sigma != 0:
+        raise ValueError(
+            f"give either `sigma` ({config.sigma!r}) or `sigma_dist` ({dist.spec}), not both"
+        )
+    if dist is not None and dist.kind == "fixed":
+        object.__setattr__(config, "sigma", dist.levels[0])
+        dist = None
+    object.__setattr__(config, "sigma_dist", dist)
+
+
+def noise_to_dict(config: Any, values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` (a config's dict) with ``sigma_dist`` as JSON, or without it when None."""
+    dist = values.pop("sigma_dist", None)
+    if dist is not None:
+        values["sigma_dist"] = config.sigma_dist.to_dict()
+    return values
