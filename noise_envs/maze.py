@@ -11,6 +11,8 @@ import torch
 from gymnasium import spaces
 
 from noise_envs._checks import (
+    MAX_NOISE,
+    check_at_most,
     check_choice,
     check_in_range,
     check_nonnegative,
@@ -35,6 +37,11 @@ from noise_envs.random import RandomSource, as_random_source
 
 __all__ = ["MazeConfig", "MazeState", "MazeTask"]
 
+_STEP_BYTES = 64
+"""Bytes per step and row of an episode kept whole (a rollout for training): observation, action,
+teacher target and mask, reward and end flags, float32."""
+_MAX_REWARD_SCALE = 1e6
+"""The largest ``step_cost`` and ``shaping``: larger ones overflow float32 returns."""
 _TRAIL_BYTES = 16
 """Bytes per row and trail entry: the (x, y) float32 pair and its copy on every step."""
 _BUILD_BYTES_PER_CELL = 400
@@ -97,14 +104,18 @@ class MazeConfig(JsonConfig):
         check_positive("goal_radius", self.goal_radius)
         check_in_range("goal_radius", self.goal_radius, 0.0, 0.5)
         check_nonnegative("step_cost", self.step_cost)
+        check_at_most("step_cost", self.step_cost, _MAX_REWARD_SCALE)
         check_positive("horizon_factor", self.horizon_factor)
         if self.max_steps is not None:
             check_positive_int("max_steps", self.max_steps)
+            check_memory("max_steps", self.max_steps, self.max_steps * _STEP_BYTES)
         if isinstance(self.trail_length, bool) or not isinstance(self.trail_length, int):
             raise ValueError(f"`trail_length` must be an integer >= 0, got {self.trail_length!r}")
         check_nonnegative("trail_length", self.trail_length)
         check_nonnegative("obs_noise", self.obs_noise)
+        check_at_most("obs_noise", self.obs_noise, MAX_NOISE)
         check_nonnegative("shaping", self.shaping)
+        check_at_most("shaping", self.shaping, _MAX_REWARD_SCALE)
         check_memory("trail_length", self.trail_length, self.trail_length * _TRAIL_BYTES)
         if self.layout is None:
             check_memory("size", self.size, self.size**2 * _BUILD_BYTES_PER_CELL)
@@ -190,10 +201,11 @@ class MazeTask(Task[MazeState, MazeConfig]):
     in the cells), so a step only gathers.
 
     ## Memory
-    Building a maze and resetting a batch take memory linear in the cells (times the batch);
-    options or batch sizes whose estimate exceeds the limit (8 GiB, or
-    ``$NOISE_ENVS_MEMORY_LIMIT`` bytes) are refused up front with a ValueError that names the
-    option, its value, the estimate and the limit.
+    Building a maze and resetting a batch take memory linear in the cells (times the batch), an
+    episode kept whole (a training rollout) memory linear in the horizon; options (``size``,
+    ``trail_length``, ``max_steps``, ``horizon_factor``) or batch sizes whose estimate exceeds the
+    limit (8 GiB, or ``$NOISE_ENVS_MEMORY_LIMIT`` bytes) are refused up front with a ValueError
+    that names the option, its value, the estimate and the limit.
 
     ## Metrics
     * ``path_efficiency`` (primary, higher is better): the length of the oracle's path from the
@@ -276,6 +288,8 @@ class MazeTask(Task[MazeState, MazeConfig]):
         self.horizon = config.max_steps or math.ceil(
             config.horizon_factor * longest / config.max_speed
         )
+        if config.max_steps is None:
+            check_memory("horizon_factor", config.horizon_factor, self.horizon * _STEP_BYTES)
         bound = 1.0 + 5.0 * self.obs_noise
         self.observation_space = spaces.Box(-bound, bound, shape=(8,), dtype=np.float32)
         self.action_space = spaces.Box(-1.0, 1.0, shape=(2,), dtype=np.float32)

@@ -73,11 +73,18 @@ def test_shaping_from_gymnasium_make_and_refused_when_negative():
 
 @pytest.mark.parametrize(
     ("options", "name"),
-    [({"size": 20_000}, "size"), ({"trail_length": 10**10}, "trail_length")],
+    [
+        ({"size": 20_000}, "size"),
+        ({"trail_length": 10**10}, "trail_length"),
+        ({"max_steps": 10**12}, "max_steps"),
+        ({"horizon_factor": 1e12}, "horizon_factor"),
+    ],
 )
 def test_options_that_cannot_fit_in_memory_are_refused_up_front(options, name):
     start = time.perf_counter()
-    with pytest.raises(ValueError, match=rf"`{name}` = \d+ would need about [\d,]+ bytes .*limit"):
+    with pytest.raises(
+        ValueError, match=rf"`{name}` = [\d.e+]+ would need about [\d,]+ bytes .*limit"
+    ):
         make_task("NoisyMaze-v0", **options)
     assert time.perf_counter() - start < 1.0
 
@@ -111,3 +118,11 @@ def test_a_30x30_maze_builds_and_runs_in_bounded_time():
         _, _, terminated, truncated, info = env.step(info["target"])
         done = terminated or truncated
     assert info["episode_metrics"]["path_efficiency"] == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("name", ["obs_noise", "step_cost", "shaping"])
+def test_huge_noise_and_reward_scales_are_refused_by_name(name):
+    with pytest.raises(ValueError, match=rf"`{name}` must be <= 1e\+06, got 1e\+300"):
+        make_task("NoisyMaze-v0", **{name: 1e300})
+    with pytest.raises(ValueError, match=rf"`{name}` must be finite, got nan"):
+        make_task("NoisyMaze-v0", **{name: float("nan")})
