@@ -1,0 +1,117 @@
+"""One cell of an experiment grid: the full config of one network, trained then swept.
+
+A :class:`Cell` holds plain JSON (the task, the model, the trainer's config and the sweep), so it
+crosses process and machine boundaries (local workers, Ray) as text, and its content hash names
+its run folder: the same config always lands in the same folder, another config never does.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from typing import Any
+
+from noise_envs._checks import check_choice
+
+__all__ = ["AXES", "TRAINERS", "Cell", "canonical_json"]
+
+AXES = ("model", "env")
+"""What a sweep varies: the model's noise sigma, or the environment's observation noise."""
+TRAINERS = ("supervised", "rl")
+"""How a cell's network is trained: BPTT on the teacher loss, or stable-baselines3."""
+HASH_LENGTH = 12
+"""Hex digits of the content hash in a cell's folder name (48 bits)."""
+
+
+def canonical_json(value: Any) -> str:
+    """``value`` as JSON with sorted keys and no spaces: equal configs give equal text."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Cell:
+    """The full config of one grid cell, as JSON-compatible values.
+
+    Attributes:
+        label: the task's short name in tables and figures (e.g. ``function_approx``).
+        task_id: the environment id.
+        task_kwargs: the task's options, the training ``obs_noise`` included.
+        model_kind: a :data:`~agents.models.MODEL_KINDS` name (``ctrnn``, ``noisy_mlp``), or the
+            policy config class of an RL cell (``CTRNNPolicyConfig``, ``MLPPolicyConfig``).
+        model: the model's (or policy's) config as a dict.
+        trainer: ``supervised`` or ``rl``.
+        train: the trainer's config as a dict (TrainConfig or RLTrainConfig).
+        sweep: ``axes``, ``test_sigmas``, ``test_obs_noise``, ``episodes`` and ``seed``.
+    """
+
+    label: str
+    task_id: str
+    task_kwargs: dict[str, Any]
+    model_kind: str
+    model: dict[str, Any]
+    trainer: str
+    train: dict[str, Any]
+    sweep: dict[str, Any]
+
+    def __post_init__(self) -> None:
+        check_choice("trainer", self.trainer, TRAINERS)
+        for axis in self.sweep["axes"]:
+            check_choice("sweep axis", axis, AXES)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The cell as a JSON-compatible dict (round-trips through :meth:`from_dict`)."""
+        return json.loads(canonical_json(dataclasses.asdict(self)))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Cell:
+        """The cell written by :meth:`to_dict`."""
+        return cls(**data)
+
+    @property
+    def key(self) -> str:
+        """The content hash of the full config (first 12 hex digits of its SHA-256)."""
+        digest = hashlib.sha256(canonical_json(self.to_dict()).encode("utf-8"))
+        return digest.hexdigest()[:HASH_LENGTH]
+
+    @property
+    def placement(self) -> str:
+        """Where the noise enters: ``in`` or ``out``."""
+        return str(self.model["placement"])
+
+    @property
+    def train_sigma(self) -> float:
+        """The training noise level."""
+        return float(self.train["sigma"])
+
+    @property
+    def seed(self) -> int:
+        """The training seed."""
+        return int(self.train["seed"])
+
+    @property
+    def train_obs_noise(self) -> float:
+        """The environment's observation noise during training."""
+        return float(self.task_kwargs.get("obs_noise", 0.0))
+
+    @property
+    def folder_name(self) -> str:
+        """The run folder's name: readable factors, then the content hash.
+
+        For example ``function_approx-in-sigma0.5-obs0-seed1-3f2a9c01b7de``.
+        """
+        return (
+            f"{self.label}-{self.placement}-sigma{self.train_sigma:g}-obs{self.train_obs_noise:g}"
+            f"-seed{self.seed}-{self.key}"
+        )
+
+    @property
+    def group(self) -> str:
+        """Cells with the same group share task and architecture (an ensemble could train them).
+
+        Everything but the placement, the training sigma and the seed.
+        """
+        model = {k: v for k, v in self.model.items() if k != "placement"}
+        train = {k: v for k, v in self.train.items() if k not in ("sigma", "seed")}
+        shared = [self.task_id, self.task_kwargs, self.model_kind, model, self.trainer, train]
+        return hashlib.sha256(canonical_json(shared).encode("utf-8")).hexdigest()[:HASH_LENGTH]
