@@ -308,13 +308,14 @@ class CTRNNEnsemble(nn.Module):
         (:func:`~agents.recurrence.ctrnn_sequence`) unless ``fused`` is false.
         """
         outputs, hidden = self._sequence(inputs, sigma, noise, h0)
-        return _time_major(outputs), _time_major(hidden)
+        steps, rows = inputs.shape[:2]
+        return outputs.reshape(steps, rows, -1), hidden.reshape(steps, rows, -1)
 
     def unroll(
         self, inputs: torch.Tensor, sigma: float | torch.Tensor = 0.0, noise: MemberNoise = None
     ) -> torch.Tensor:
         """Outputs ``[T, K * B, O]`` for inputs ``[T, K * B, I]`` (see :meth:`forward`)."""
-        return _time_major(self._sequence(inputs, sigma, noise, None)[0])
+        return self._sequence(inputs, sigma, noise, None)[0].reshape(*inputs.shape[:2], -1)
 
     def _sequence(
         self,
@@ -323,7 +324,7 @@ class CTRNNEnsemble(nn.Module):
         noise: MemberNoise | int,
         h0: torch.Tensor | None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Outputs ``[K, T, B, O]`` and states ``[K, T, B, N]``, member-major."""
+        """Outputs ``[T, K, B, O]`` and states ``[T, K, B, N]``."""
         if inputs.dim() != 3 or inputs.shape[-1] != self.input_size:
             raise ValueError(
                 f"Expected `inputs` of shape [T, K * B, {self.input_size}], "
@@ -338,7 +339,7 @@ class CTRNNEnsemble(nn.Module):
             noise = as_random_source(noise, inputs.device)
         xi, scale = self._member_noise(sigma, noise, steps, per_member, inputs.device)
         h = h.reshape(k, per_member, n)
-        x = inputs.reshape(steps, k, per_member, -1).transpose(0, 1)  # a view, [K, T, B, I]
+        x = inputs.reshape(steps, k, per_member, -1)  # time-major, rows grouped by member
         c = self.configs[0]
         if self.fused:
             weights = (self.W, self.U, self.b, self.W_out, self.b_out)
@@ -354,24 +355,20 @@ class CTRNNEnsemble(nn.Module):
                 inside=inside,
             )
             return READOUTS[c.readout](outputs), hidden  # the sequence's outputs are linear
-        # The input drive of every step in one batched product per member.
-        drive = torch.baddbmm(self.b.unsqueeze(1), x.reshape(k, steps * per_member, -1), self.U.mT)
-        drive = drive.reshape(k, steps, per_member, n)
-        if xi is not None and isinstance(scale, torch.Tensor):
-            scale = scale.unsqueeze(1)  # [K, 1, B, 1] for [K, T, B, N]
+        drive = torch.einsum("tkbi,kni->tkbn", x, self.U) + self.b.unsqueeze(1)
         noise_in, noise_out = self._split_noise(None if xi is None else xi * scale)
         if noise_in is not None:
             drive = drive + noise_in
         hidden = self._eager_recurrence(drive, h, noise_out)
-        outputs = self.readout(hidden.reshape(k, steps * per_member, n))
-        return outputs.reshape(k, steps, per_member, -1), hidden
+        outputs = torch.einsum("tkbn,kon->tkbo", hidden, self.W_out) + self.b_out.unsqueeze(1)
+        return READOUTS[c.readout](outputs), hidden
 
     def _eager_recurrence(
         self, drive: torch.Tensor, h: torch.Tensor, noise_out: torch.Tensor | None
     ) -> torch.Tensor:
-        """The time loop recorded op by op by autograd: states ``[K, T, B, N]``."""
-        drives = drive.unbind(1)
-        outside = noise_out.unbind(1) if noise_out is not None else None
+        """The time loop recorded op by op by autograd: states ``[T, K, B, N]``."""
+        drives = drive.unbind(0)
+        outside = noise_out.unbind(0) if noise_out is not None else None
         recurrent, gamma, f = self.W.mT, self.configs[0].gamma, self.activation
         states = []
         for t in range(len(drives)):
@@ -380,7 +377,7 @@ class CTRNNEnsemble(nn.Module):
                 rate = rate + outside[t]
             h = torch.lerp(h, rate, gamma)
             states.append(h)
-        return torch.stack(states, dim=1)
+        return torch.stack(states)
 
     def _rate(self, pre: torch.Tensor, scaled: torch.Tensor | None) -> torch.Tensor:
         """``f(pre + noise)`` for noise-in members, ``f(pre) + noise`` for noise-out ones."""
@@ -396,7 +393,7 @@ class CTRNNEnsemble(nn.Module):
     def _split_noise(
         self, scaled: torch.Tensor | None
     ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        """The noise ``[K, T, B, N]`` added inside f and outside it, each or None."""
+        """The noise ``[T, K, B, N]`` added inside f and outside it, each or None."""
         if scaled is None:
             return None, None
         placements = set(self.placements)
@@ -404,8 +401,7 @@ class CTRNNEnsemble(nn.Module):
             return scaled, None
         if placements == {"out"}:
             return None, scaled
-        inside = self.inside.unsqueeze(1)
-        return scaled * inside, scaled * (1.0 - inside)
+        return scaled * self.inside, scaled * (1.0 - self.inside)
 
     def _member_noise(
         self,
@@ -415,7 +411,7 @@ class CTRNNEnsemble(nn.Module):
         per_member: int,
         device: torch.device,
     ) -> tuple[torch.Tensor | None, float | torch.Tensor]:
-        """Samples ``xi`` ``[K, T, B, N]`` (member-major) and the scale ``[K, B, 1]`` or float.
+        """Samples ``xi`` ``[T, K, B, N]`` and the scale ``gain * sigma``, ``[K, B, 1]`` or a float.
 
         None when no noise is due. Member sources draw their blocks straight into this layout
         and the scale ``gain * sigma`` is applied in the time loop; one source or samples
@@ -428,7 +424,7 @@ class CTRNNEnsemble(nn.Module):
             scaled = scaled_noise(sigma, noise, (k * per_member, n), device, gain=gain, steps=steps)
             if scaled is None:
                 return None, 1.0
-            return scaled.reshape(steps, k, per_member, n).transpose(0, 1), 1.0
+            return scaled.reshape(steps, k, per_member, n), 1.0
         if isinstance(sigma, torch.Tensor) and sigma.dim() > 0:
             scale = sigma_column(sigma, k * per_member, device).reshape(k, per_member, 1)
             if not bool(scale.any()):
@@ -480,26 +476,20 @@ class CTRNNEnsemble(nn.Module):
 def _draw_blocks(
     blocks: Sequence[RandomSource], steps: int, per_member: int, size: int
 ) -> torch.Tensor:
-    """``[K, T, B, N]``: block ``k`` is ``blocks[k].normal_steps(T, B, N)``.
+    """``[T, K, B, N]``: member ``k``'s slice is ``blocks[k].normal_steps(T, B, N)``.
 
-    A block with one CPU generator fills its slice in place, step by step, as ``normal_steps``
-    draws (so no ``[K, T, B, N]`` copy is made); any other block is drawn and copied in.
+    A block with one CPU generator fills its slices in place, step by step, as ``normal_steps``
+    draws (no ``[T, K, B, N]`` copy is made); any other block is drawn and copied in.
     """
-    xi = torch.empty(len(blocks), steps, per_member, size)
-    for block, out in zip(blocks, xi, strict=True):
+    xi = torch.empty(steps, len(blocks), per_member, size)
+    for k, block in enumerate(blocks):
         generator = block.generator
         if generator is not None and block.repeats == 1 and generator.device.type == "cpu":
-            for step in out:
-                step.normal_(generator=generator)
+            for t in range(steps):
+                xi[t, k].normal_(generator=generator)
         else:
-            out.copy_(block.normal_steps(steps, per_member, size))
+            xi[:, k] = block.normal_steps(steps, per_member, size)
     return xi
-
-
-def _time_major(values: torch.Tensor) -> torch.Tensor:
-    """``[K, T, B, D]`` -> ``[T, K * B, D]``: rows grouped by member at every step."""
-    k, steps, per_member, size = values.shape
-    return values.transpose(0, 1).reshape(steps, k * per_member, size)
 
 
 def check_architecture(configs: Sequence[CTRNNConfig]) -> None:

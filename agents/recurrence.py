@@ -6,7 +6,7 @@ r"""A CTRNN's whole sequence as one autograd node, for K member-stacked networks
     y_t = W_{out} h_t + b_{out}
 
 with ``m = 1`` for a member whose noise is inside f and ``m = 0`` for one whose noise is outside.
-Autograd would record some ten nodes per step and keep ``[K, T, B, N]`` intermediates of each
+Autograd would record some ten nodes per step and keep ``[T, K, B, N]`` intermediates of each
 (the drive, its gradient, the gradient of the states, ...); at ensemble sizes those no longer fit
 the CPU's cache, and writing them costs more than the arithmetic. This function runs the forward
 loop without a graph, keeps only the states and ``f'(z_t)``, and in the backward loop accumulates
@@ -72,15 +72,17 @@ def ctrnn_sequence(
     scale: torch.Tensor | float = 1.0,
     inside: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Outputs ``[K, T, B, O]`` and states ``[K, T, B, N]`` of K CTRNNs (see the module doc).
+    """Outputs ``[T, K, B, O]`` and states ``[T, K, B, N]`` of K CTRNNs (see the module doc).
+
+    Time-major, so that every step reads and writes contiguous ``[K, B, ...]`` blocks.
 
     Args:
-        inputs: ``[K, T, B, I]``.
+        inputs: ``[T, K, B, I]``.
         weights: ``(W [K, N, N], U [K, N, I], b [K, N], W_out [K, O, N], b_out [K, O])``.
         h0: initial states ``[K, B, N]``.
         gamma: ``dt / tau``.
         activation: relu, tanh, sigmoid or softplus.
-        noise: noise samples ``[K, T, B, N]``, or None; they get no gradient.
+        noise: noise samples ``[T, K, B, N]``, or None; they get no gradient.
         scale: what multiplies them: a float, or a tensor that broadcasts to ``[K, B, 1]``
             (``sigma`` times the noise gain, per member or per row).
         inside: ``[K]`` bool, whether each member's noise is inside f (None: all inside).
@@ -88,7 +90,7 @@ def ctrnn_sequence(
     check_choice("activation", activation, ACTIVATIONS_WITH_SLOPE)
     scales = (None, None)
     if noise is not None:
-        members = noise.shape[0]
+        members = noise.shape[1]
         scale = torch.as_tensor(scale, dtype=noise.dtype, device=noise.device)
         scale = scale.expand(members, 1, 1) if scale.dim() == 0 else scale
         mask = torch.ones(members, 1, 1, dtype=noise.dtype, device=noise.device)
@@ -107,23 +109,23 @@ class _Sequence(torch.autograd.Function):
     def forward(ctx, inputs, h0, noise, in_scale, out_scale, gamma, activation, *weights):
         W, U, b, W_out, b_out = weights
         f = ACTIVATIONS_WITH_SLOPE[activation]
-        members, steps, batch, _ = inputs.shape
+        steps, members, batch, _ = inputs.shape
         n = W.shape[-1]
-        states = inputs.new_empty(members, steps, batch, n)
-        outputs = inputs.new_empty(members, steps, batch, W_out.shape[1])
+        states = inputs.new_empty(steps, members, batch, n)
+        outputs = inputs.new_empty(steps, members, batch, W_out.shape[1])
         slopes = torch.empty_like(states, dtype=torch.bool if activation == "relu" else None)
         bias, out_bias = b.unsqueeze(1), b_out.unsqueeze(1)
         z, h = torch.empty_like(h0), h0
         for t in range(steps):
-            torch.baddbmm(bias, inputs[:, t], U.mT, out=z)
+            torch.baddbmm(bias, inputs[t], U.mT, out=z)
             z.baddbmm_(h, W.mT)
             if in_scale is not None:
-                z.addcmul_(noise[:, t], in_scale)
-            a = f(z, slopes[:, t])
+                z.addcmul_(noise[t], in_scale)
+            a = f(z, slopes[t])
             if out_scale is not None:
-                a.addcmul_(noise[:, t], out_scale)
-            h = torch.lerp(h, a, gamma, out=states[:, t])
-            torch.baddbmm(out_bias, h, W_out.mT, out=outputs[:, t])
+                a.addcmul_(noise[t], out_scale)
+            h = torch.lerp(h, a, gamma, out=states[t])
+            torch.baddbmm(out_bias, h, W_out.mT, out=outputs[t])
         ctx.save_for_backward(inputs, h0, states, slopes, W, U, W_out)
         ctx.gamma = gamma
         ctx.set_materialize_grads(False)  # an unused output's gradient stays None, not zeros
@@ -133,31 +135,31 @@ class _Sequence(torch.autograd.Function):
     def backward(ctx, grad_outputs, grad_states):
         inputs, h0, states, slopes, W, U, W_out = ctx.saved_tensors
         gamma, needs = ctx.gamma, ctx.needs_input_grad
-        steps = states.shape[1]
+        steps = states.shape[0]
         grads = {name: torch.zeros_like(w) for name, w in (("W", W), ("U", U), ("W_out", W_out))}
-        grad_b = h0.new_zeros(h0.shape[0], h0.shape[2])
+        grad_z_sum = torch.zeros_like(h0)  # the sum over steps of dL/dz_t
         grad_b_out = None
         if needs[11] and grad_outputs is not None:
-            grad_b_out = grad_outputs.sum((1, 2))
+            grad_b_out = grad_outputs.sum((0, 2))
         grad_inputs = torch.empty_like(inputs) if needs[0] else None
         carry = torch.zeros_like(h0)  # dL/dh_{t-1} through the steps from t on
         grad_h, dz = torch.empty_like(h0), torch.empty_like(h0)
         for t in range(steps - 1, -1, -1):
-            h, previous = states[:, t], states[:, t - 1] if t > 0 else h0
+            h, previous = states[t], states[t - 1] if t > 0 else h0
             if grad_outputs is not None:
-                grad_y = grad_outputs[:, t]
+                grad_y = grad_outputs[t]
                 torch.baddbmm(carry, grad_y, W_out, out=grad_h)
                 grads["W_out"].baddbmm_(grad_y.mT, h)
             else:
                 grad_h.copy_(carry)
             if grad_states is not None:
-                grad_h.add_(grad_states[:, t])
-            torch.mul(grad_h, slopes[:, t], out=dz).mul_(gamma)
+                grad_h.add_(grad_states[t])
+            torch.mul(grad_h, slopes[t], out=dz).mul_(gamma)
             grads["W"].baddbmm_(dz.mT, previous)
-            grads["U"].baddbmm_(dz.mT, inputs[:, t])
-            grad_b.add_(dz.sum(1))
+            grads["U"].baddbmm_(dz.mT, inputs[t])
+            grad_z_sum.add_(dz)
             if grad_inputs is not None:
-                torch.bmm(dz, U, out=grad_inputs[:, t])
+                torch.bmm(dz, U, out=grad_inputs[t])
             torch.baddbmm(grad_h, dz, W, beta=1.0 - gamma, out=carry)
         return (
             grad_inputs,
@@ -169,7 +171,7 @@ class _Sequence(torch.autograd.Function):
             None,  # activation
             grads["W"] if needs[7] else None,
             grads["U"] if needs[8] else None,
-            grad_b if needs[9] else None,
+            grad_z_sum.sum(1) if needs[9] else None,
             grads["W_out"] if needs[10] else None,
             grad_b_out,
         )

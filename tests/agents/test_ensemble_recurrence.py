@@ -17,7 +17,7 @@ def _case(seed: int = 0):
     def randn(*shape):
         return torch.randn(*shape, generator=generator, dtype=torch.float64).requires_grad_()
 
-    inputs, h0 = randn(K, T, B, INPUTS), randn(K, B, N)
+    inputs, h0 = randn(T, K, B, INPUTS), randn(K, B, N)
     weights = (
         randn(K, N, N),
         randn(K, N, INPUTS),
@@ -25,7 +25,7 @@ def _case(seed: int = 0):
         randn(K, OUTPUTS, N),
         randn(K, OUTPUTS),
     )
-    noise = torch.randn(K, T, B, N, generator=generator, dtype=torch.float64)
+    noise = torch.randn(T, K, B, N, generator=generator, dtype=torch.float64)
     scale = torch.rand(K, B, 1, generator=generator, dtype=torch.float64)
     return inputs, h0, weights, noise, scale
 
@@ -37,15 +37,15 @@ def _by_hand(inputs, h0, weights, noise, scale, inside, activation):
     for k in range(K):
         h, ys, hs = h0[k], [], []
         for t in range(T):
-            xi = scale[k] * noise[k, t]
-            z = h @ W[k].T + inputs[k, t] @ U[k].T + b[k]
+            xi = scale[k] * noise[t, k]
+            z = h @ W[k].T + inputs[t, k] @ U[k].T + b[k]
             a = ACTIVATIONS[activation](z + xi) if inside[k] else ACTIVATIONS[activation](z) + xi
             h = (1 - GAMMA) * h + GAMMA * a
             hs.append(h)
             ys.append(h @ W_out[k].T + b_out[k])
         outputs.append(torch.stack(ys))
         states.append(torch.stack(hs))
-    return torch.stack(outputs), torch.stack(states)
+    return torch.stack(outputs, dim=1), torch.stack(states, dim=1)  # [T, K, B, ...]
 
 
 @pytest.mark.parametrize("activation", ["relu", "tanh", "sigmoid", "softplus"])
