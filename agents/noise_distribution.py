@@ -38,7 +38,13 @@ import torch
 from noise_envs._checks import MAX_NOISE, check_choice, check_finite, check_positive_int
 from noise_envs.config import JsonConfig
 
-__all__ = ["NOISE_KINDS", "NOISE_PER", "NoiseDistribution", "as_noise_distribution"]
+__all__ = [
+    "NOISE_KINDS",
+    "NOISE_PER",
+    "NoiseDistribution",
+    "as_noise_distribution",
+    "training_noise",
+]
 
 NOISE_KINDS = ("fixed", "uniform", "log_uniform", "discrete")
 """How a training noise level is drawn."""
@@ -288,3 +294,13 @@ def as_noise_distribution(value: Any, name: str = "sigma_dist") -> NoiseDistribu
         f"`{name}` must be a NoiseDistribution, its dict or a spec such as {SPEC_EXAMPLES}, "
         f"got {value!r}"
     )
+
+
+def training_noise(config: Any) -> NoiseDistribution:
+    """The training noise of a trainer's config: its ``sigma_dist``, else its fixed ``sigma``.
+
+    Works for every trainer's config (TrainConfig, RLTrainConfig, a recalibration's, or any
+    object with ``sigma`` and optionally ``sigma_dist``).
+    """
+    dist = as_noise_distribution(getattr(config, "sigma_dist", None))
+    return dist if dist is not None else NoiseDistribution.fixed(float(config.sigma))

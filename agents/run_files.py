@@ -79,7 +79,7 @@ HISTORY_COLUMNS = ("iteration", "loss", "grad_norm", "learning_rate", "seconds")
 """Columns of ``history.csv``: iteration (1-based), loss, gradient norm before clipping, learning
 rate, and the wall-clock seconds the iteration took."""
 STATUSES = ("running", "complete")
-TRAINERS = ("supervised", "rl")
+TRAINERS = ("supervised", "rl", "recalibrate")
 RL_MODEL_KINDS = ("recurrent_ppo_ctrnn", "ppo_noisy_mlp")
 MAX_JSON_BYTES = 1 << 20
 """Largest ``run.json`` read back (a real one is a few kilobytes)."""

@@ -18,6 +18,7 @@ from torch import nn
 from agents.atomic import atomic_write_bytes, atomic_write_text
 from agents.errors import CorruptRun, RunError
 from agents.models import build_model
+from agents.recalibration_config import RecalibrationConfig
 from agents.run_checks import check_progress
 from agents.run_files import (
     CHECKPOINT_FILE,
@@ -77,7 +78,7 @@ RL_HISTORY_COLUMNS = ("iteration", "timesteps", "episodes", "episode_reward", "m
 """Columns of ``rl_history.csv``; ``metric`` is the mean of the task's primary metric."""
 RL_HISTORY = CsvTable(RL_HISTORY_FILE, RL_HISTORY_COLUMNS, ("iteration", "timesteps", "episodes"))
 """The ``rl_history.csv`` of an RL run."""
-TABLES = {"supervised": (HISTORY,), "rl": (HISTORY, RL_HISTORY)}
+TABLES = {"supervised": (HISTORY,), "rl": (HISTORY, RL_HISTORY), "recalibrate": (HISTORY,)}
 """The per-iteration tables of each trainer's runs."""
 _READ_ATTEMPTS = 5
 
@@ -197,7 +198,9 @@ def _load_once(folder: Path, device: torch.device | str) -> Run:
 
 
 def train_config_class(trainer: str) -> type[JsonConfig]:
-    """The config class of ``trainer``'s runs: TrainConfig or RLTrainConfig."""
+    """The config class of ``trainer``'s runs: TrainConfig, RLTrainConfig or RecalibrationConfig."""
+    if trainer == "recalibrate":
+        return RecalibrationConfig
     if trainer == "rl":
         from agents.sb3.config import RLTrainConfig  # here: import agents never imports agents.sb3
 

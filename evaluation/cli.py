@@ -22,6 +22,7 @@ import torch
 
 from agents.ctrnn import CTRNN, CTRNNConfig
 from agents.errors import CorruptRun, NotARunFolder, RunError, TrainingDiverged
+from agents.noise_distribution import NOISE_PER, SPEC_EXAMPLES, NoiseDistribution, training_noise
 from agents.runs import RUN_FILE, Run, load_run
 from agents.sb3.config import RL_ALGOS, CTRNNPolicyConfig, MLPPolicyConfig, RLTrainConfig
 from agents.supervised import TrainConfig, train_run
@@ -47,6 +48,8 @@ network performs best at.
   noisepref sweep runs/in                 sweep its test noise, print the preference
   noisepref plot runs/in runs/out --out noise.png
   noisepref analyze runs/in runs/out      explain the preference: shifts, bias, kink occupancy
+  noisepref train --sigma-dist uniform:0,1 --out runs/u   train across noise levels instead
+  noisepref recalibrate runs/in --to-sigma 0 --out runs/in-at-0   refit the read-out for noise 0
 
 Errors are one line (exit 2: bad arguments, 1: the run or the system failed); `noisepref --debug
 COMMAND ...` shows the traceback.
@@ -133,6 +136,7 @@ def build_parser(algo: str = "supervised") -> argparse.ArgumentParser:
     _add_plot(commands)
     _add_demo(commands)
     _add_analyze(commands)
+    _add_recalibrate(commands)
     return parser
 
 
@@ -383,8 +387,40 @@ def _add_train(commands: Any, algo: str) -> None:
         add_config_arguments(parser, cls, exclude=exclude, title=f"{cls.__name__} options")
         for cls, exclude in _algo_configs(algo)
     ]
+    _add_noise_distribution(parser)
     _common(parser)
     parser.set_defaults(config_options=groups)
+
+
+def _add_noise_distribution(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("training noise distribution (instead of --sigma)")
+    group.add_argument(
+        "--sigma-dist",
+        metavar="SPEC",
+        help=f"draw the training noise level from a distribution: {SPEC_EXAMPLES} (weights after "
+        "@); sweeps then default to 0..2x its upper level, tables use its mean level",
+    )
+    group.add_argument(
+        "--sigma-per",
+        choices=NOISE_PER,
+        help="with --sigma-dist: one level per episode (row, the default) or per batch",
+    )
+
+
+def _noise_distribution(args: argparse.Namespace) -> NoiseDistribution | None:
+    """The ``--sigma-dist`` / ``--sigma-per`` options as a distribution (None without them)."""
+    if args.sigma_dist is None:
+        if args.sigma_per is not None:
+            raise ValueError("--sigma-per applies to --sigma-dist only; give --sigma-dist SPEC")
+        return None
+    if args.sigma is not None:
+        raise ValueError(
+            f"give either --sigma ({args.sigma}) or --sigma-dist ({args.sigma_dist}), not both"
+        )
+    try:
+        return NoiseDistribution.parse(args.sigma_dist, per=args.sigma_per or "row")
+    except ValueError as error:
+        raise ValueError(f"--sigma-dist {args.sigma_dist!r}: {error}") from None
 
 
 def _refuse_extras(
@@ -422,16 +458,18 @@ def _algo_flags(algo: str) -> set[str]:
 def _train(args: argparse.Namespace) -> int:
     _check_output(args.out, "--out", folder=True)
     model_options, train_options = args.config_options
+    dist = _noise_distribution(args)
+    noise = {} if dist is None else {"sigma_dist": dist}
     if args.algo == "supervised":
-        train_config = train_options.build(args)
+        train_config = train_options.build(args, **noise)
         task = make_task(args.task, **args.task_kwargs)
         model_config = model_options.build(
             args, input_size=task.obs_size, output_size=task.action_size
         )
     else:
-        train_config = train_options.build(args, algo=args.algo)
+        train_config = train_options.build(args, algo=args.algo, **noise)
         model_config = model_options.build(args)
-    _warn_without_noise(train_config.sigma)
+    _warn_without_noise(training_noise(train_config).high)
     trainer = train_run if args.algo == "supervised" else _train_rl_run
     try:
         run = trainer(
@@ -457,8 +495,8 @@ def _train_rl_run(*args: Any, **kwargs: Any) -> Run:
     return train_rl_run(*args, **kwargs)
 
 
-def _warn_without_noise(sigma: float) -> None:
-    if sigma == 0:
+def _warn_without_noise(highest: float) -> None:
+    if highest == 0:
         _warn(
             "train",
             "--sigma is 0: the network trains without noise, so a noise sweep of it cannot show "
@@ -484,7 +522,7 @@ def _add_sweep(commands: Any) -> None:
         "--levels",
         type=_levels,
         help="comma-separated test noise levels >= 0 (default: 17 levels from 0 to 2x the "
-        "training noise, or to 1 if it was 0)",
+        "training noise, its upper level for a distribution, or to 1 if it was 0)",
     )
     parser.add_argument(
         "--episodes", type=_positive_int, default=256, help="episodes per level (default: 256)"
@@ -508,11 +546,11 @@ def _sweep(args: argparse.Namespace) -> int:
     metric = task.metric(args.metric).name  # checked before computing anything
     out = args.out or run.path / "sweep.csv"
     _check_output(out, "--out", folder=False)
-    sigma = run.train_config.sigma
+    noise = training_noise(run.train_config)
     result = sweep_noise(
         run.model,
         task,
-        _default_levels(sigma) if args.levels is None else args.levels,
+        _default_levels(noise.high) if args.levels is None else args.levels,
         episodes=args.episodes,
         seed=args.seed,
         device=args.device,
@@ -521,7 +559,7 @@ def _sweep(args: argparse.Namespace) -> int:
     label = run.path.resolve().name
     tables = [
         summary_table({label: result}, metric=metric),
-        preference_table({label: preference(result, metric)}, {label: sigma}),
+        preference_table({label: preference(result, metric)}, {label: noise.mean}),
     ]
     path = result.to_csv(out)
     print("\n\n".join(tables))
@@ -583,7 +621,7 @@ def _plot(args: argparse.Namespace) -> int:
         label = path.resolve().name if path.is_dir() else path.stem
         results[label] = _read_sweep(path)
         if path.is_dir():
-            train_sigma[label] = _load_run(path, "cpu").train_config.sigma
+            train_sigma[label] = training_noise(_load_run(path, "cpu").train_config).mean
     for result in results.values():
         result.resolve_metric(args.metric)  # checked before drawing anything
     figure = plot_sweep(
@@ -690,10 +728,16 @@ def _analyze_all(runs: list[Run], config: Any, device: str) -> dict[str, Any]:
     reports = {}
     for run in runs:
         label = run.path.resolve().name
+        noise = training_noise(run.train_config)
+        if not noise.is_fixed:
+            print(
+                f"{label}: trained across {noise.describe()}; analysed at its mean level "
+                f"{noise.mean:.3g}, levels from 0 to {config.max_level_factor:g}x it\n"
+            )
         reports[label] = analyze_model(
             run.model,
             run.task(),
-            train_sigma=run.train_config.sigma,
+            train_sigma=noise.mean,
             config=config,
             label=label,
             device=device,
@@ -710,6 +754,81 @@ def _load_ctrnn_run(path: Path, device: str) -> Run:
             "(trained by `noisepref train --algo supervised`)"
         )
     return run
+
+
+# ---------------------------------------------------------------------------------------------
+# recalibrate
+
+
+def _add_recalibrate(commands: Any) -> None:
+    parser = _add_command(
+        commands,
+        "recalibrate",
+        _recalibrate,
+        help="refit a run's linear read-out for another noise level into a new run folder",
+        description=(
+            "Recalibrate a trained run for the noise level it will meet, without retraining its "
+            "recurrent weights: run episodes of its task at --to-sigma, refit the linear read-out "
+            "by least squares on the states seen (closed form, seconds), and write a new run "
+            "folder that records the source run, the noise, the method, the episodes and the "
+            "seed. --bias-shift first moves the unit biases by the mean-field shift. The new run "
+            "sweeps, plots and analyses like any run."
+        ),
+    )
+    parser.add_argument("run", type=_path, help="the run folder to recalibrate (left unchanged)")
+    parser.add_argument(
+        "--to-sigma", type=float, required=True, help="the noise level to recalibrate for (>= 0)"
+    )
+    parser.add_argument("--out", type=_path, required=True, help="the new run folder to write")
+    parser.add_argument(
+        "--bias-shift",
+        action="store_true",
+        help="also move the unit biases by the mean-field shift (noise-in CTRNNs)",
+    )
+    parser.add_argument(
+        "--episodes",
+        type=_positive_int,
+        default=512,
+        help="episodes whose states the read-out is fitted on (default: 512)",
+    )
+    parser.add_argument(
+        "--seed", type=_nonnegative_int, default=0, help="seed of those episodes (default: 0)"
+    )
+    parser.add_argument(
+        "--ridge",
+        type=float,
+        default=1e-8,
+        help="ridge penalty on the read-out weights, relative to the mse (default: 1e-8)",
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="if --out holds anything else, move it aside into OUT/.replaced-* (never deleted)",
+    )
+    _common(parser)
+
+
+def _recalibrate(args: argparse.Namespace) -> int:
+    from evaluation.recalibrate import recalibrate
+
+    _check_output(args.out, "--out", folder=True)
+    source = _load_run(args.run, args.device)  # a path that is not a run is refused first
+    try:
+        run = recalibrate(
+            source.path,
+            args.out,
+            to_sigma=args.to_sigma,
+            method="bias_shift+readout" if args.bias_shift else "readout",
+            episodes=args.episodes,
+            seed=args.seed,
+            ridge=args.ridge,
+            device=args.device,
+            overwrite=args.overwrite,
+        )
+    except RunError as error:
+        raise type(error)(str(error).replace("overwrite=True", "--overwrite")) from error
+    print(f"{run!r}\nread-out fitted at sigma {args.to_sigma:g}: mse {run.history[-1]['loss']:.4g}")
+    return 0
 
 
 if __name__ == "__main__":
