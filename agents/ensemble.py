@@ -18,9 +18,10 @@ import torch
 from torch import nn
 
 from agents.ctrnn import CTRNN, READOUTS, CTRNNConfig
+from agents.ensemble_noise import BlockRandomSource, draw_blocks, member_sigma
 from agents.noise import ACTIVATIONS, PLACEMENTS, NoiseLike, scaled_noise, sigma_column
 from agents.recurrence import ctrnn_sequence
-from noise_envs._checks import check_choice, check_positive_int, check_shape, check_sigma
+from noise_envs._checks import check_choice, check_shape, check_sigma
 from noise_envs.random import RandomSource, as_random_source
 
 __all__ = [
@@ -40,72 +41,6 @@ _PARAMETERS = ("W", "U", "b", "W_out", "b_out", "h0")
 
 MemberNoise = NoiseLike | Sequence[RandomSource | torch.Generator]
 """Noise for an ensemble: one source for all rows, the samples, or one source per member."""
-
-
-class BlockRandomSource(RandomSource):
-    """A random source whose rows come in K equal blocks, block ``k`` drawn from ``sources[k]``.
-
-    Every draw of ``K * B`` rows draws ``B`` rows from each member's source in turn, so each
-    source sees exactly the calls a task or model of batch ``B`` makes on it alone: K members
-    get the random streams they would get if run one at a time.
-
-    Example:
-        >>> a, b = RandomSource.from_seed(1), RandomSource.from_seed(2)
-        >>> x = BlockRandomSource([a, b]).normal(4, 3)
-        >>> bool((x[2:] == RandomSource.from_seed(2).normal(2, 3)).all())
-        True
-    """
-
-    def __init__(
-        self,
-        sources: Sequence[RandomSource | torch.Generator | int],
-        device: torch.device | str = "cpu",
-    ) -> None:
-        blocks = tuple(as_random_source(source, device) for source in sources)
-        if not blocks:
-            raise ValueError("`sources` must hold at least one source, got none")
-        super().__init__(torch.Generator(), device=device)
-        self.generator = None  # no single stream: see `blocks`
-        self.blocks = blocks
-
-    def __repr__(self) -> str:
-        return f"BlockRandomSource({len(self.blocks)} blocks, device={self.device})"
-
-    def normal_steps(
-        self, steps: int, batch_size: int, *shape: int, dtype: torch.dtype = torch.float32
-    ) -> torch.Tensor:
-        """``[steps, batch_size, *shape]``, each block from its own source's ``normal_steps``."""
-        block = self._block_size(batch_size)
-        parts = [s.normal_steps(steps, block, *shape, dtype=dtype) for s in self.blocks]
-        return torch.cat([part.to(self.device) for part in parts], dim=1)
-
-    def subset(self, rows: Sequence[int]) -> RandomSource:
-        """Not available: a block source draws whole blocks only."""
-        raise ValueError(
-            "a BlockRandomSource draws whole member blocks; it cannot serve a subset of rows"
-        )
-
-    def _draw(self, sampler, batch_size: int, shape: tuple[int, ...], dtype: torch.dtype):
-        block = self._block_size(batch_size)
-        parts = [source._draw(sampler, block, shape, dtype) for source in self.blocks]
-        return torch.cat([part.to(self.device) for part in parts])
-
-    def _block_size(self, batch_size: int) -> int:
-        if batch_size % len(self.blocks):
-            raise ValueError(
-                f"`batch_size` ({batch_size}) must be a multiple of the number of blocks "
-                f"({len(self.blocks)}): rows are grouped by member"
-            )
-        return batch_size // len(self.blocks)
-
-
-def member_sigma(
-    sigmas: Sequence[float] | torch.Tensor, rows_per_member: int, device: torch.device | str = "cpu"
-) -> torch.Tensor:
-    """Per-row sigma ``[K * B]`` for per-member levels ``[K]``: member ``k``'s level on its rows."""
-    check_positive_int("rows_per_member", rows_per_member)
-    levels = torch.as_tensor(sigmas, dtype=torch.float32, device=device).reshape(-1)
-    return levels.repeat_interleave(rows_per_member)
 
 
 class CTRNNEnsemble(nn.Module):
@@ -435,7 +370,7 @@ class CTRNNEnsemble(nn.Module):
             scale = float(check_sigma(float(sigma))) * gain
             if scale == 0:
                 return None, 1.0
-        return _draw_blocks(noise.blocks, steps, per_member, n).to(device), scale
+        return draw_blocks(noise.blocks, steps, per_member, n).to(device), scale
 
     def _block_source(self, noise: Sequence, device: torch.device) -> BlockRandomSource:
         if len(noise) != self.num_members:
@@ -471,25 +406,6 @@ class CTRNNEnsemble(nn.Module):
         if isinstance(index, bool) or not isinstance(index, int) or not -k <= index < k:
             raise ValueError(f"`index` must be an integer in [0, {k}), got {index!r}")
         return index % k
-
-
-def _draw_blocks(
-    blocks: Sequence[RandomSource], steps: int, per_member: int, size: int
-) -> torch.Tensor:
-    """``[T, K, B, N]``: member ``k``'s slice is ``blocks[k].normal_steps(T, B, N)``.
-
-    A block with one CPU generator fills its slices in place, step by step, as ``normal_steps``
-    draws (no ``[T, K, B, N]`` copy is made); any other block is drawn and copied in.
-    """
-    xi = torch.empty(steps, len(blocks), per_member, size)
-    for k, block in enumerate(blocks):
-        generator = block.generator
-        if generator is not None and block.repeats == 1 and generator.device.type == "cpu":
-            for t in range(steps):
-                xi[t, k].normal_(generator=generator)
-        else:
-            xi[:, k] = block.normal_steps(steps, per_member, size)
-    return xi
 
 
 def check_architecture(configs: Sequence[CTRNNConfig]) -> None:

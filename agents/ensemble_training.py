@@ -27,10 +27,10 @@ from tqdm import tqdm
 
 from agents.ctrnn import CTRNNConfig
 from agents.ensemble import BlockRandomSource, CTRNNEnsemble, member_sigma
-from agents.errors import RunMismatch
+from agents.ensemble_runs import EnsembleRuns, check_run_folders
 from agents.rollout import rollout
-from agents.run_lifecycle import RunRequest, RunWriter, open_run
-from agents.runs import HISTORY_FILE, Run, load_run
+from agents.run_lifecycle import RunWriter
+from agents.runs import Run, load_run
 from agents.supervised import TrainConfig, _training_sources
 from noise_envs.core import Task
 from noise_envs.random import RandomSource
@@ -164,7 +164,7 @@ def train_ensemble(
             run; NotARunFolder, RunLocked, CorruptRun as :func:`agents.run_lifecycle.open_run`.
     """
     configs = _member_configs(ensemble, configs, sigmas, seeds)
-    folders = _run_folders(run_dirs, ensemble.num_members)
+    folders = check_run_folders(run_dirs, ensemble.num_members)
     device = torch.device(device)
     ensemble.to(device)
     _check_fits(ensemble, task)
@@ -178,8 +178,9 @@ def train_ensemble(
         device=device,
     )
     if folders is None:
-        diverged = trainer.run(0, [[] for _ in configs], None, progress)
-        return EnsembleTrainResult(ensemble, trainer.histories, configs[0].iterations, diverged)
+        histories: list[list[dict[str, float]]] = [[] for _ in configs]
+        diverged = trainer.run(0, histories, None, progress)
+        return EnsembleTrainResult(ensemble, histories, configs[0].iterations, diverged)
     with contextlib.ExitStack() as stack:
         writers = [
             stack.enter_context(trainer.open_member_run(k, folder, resume, overwrite))
@@ -197,7 +198,7 @@ def train_ensemble(
             diverged,
         )
     return EnsembleTrainResult(
-        ensemble, trainer.histories, configs[0].iterations, diverged, [w.path for w in writers]
+        ensemble, histories, configs[0].iterations, diverged, [w.path for w in writers]
     )
 
 
@@ -292,16 +293,8 @@ def _listed(name: str, values: Sequence[Any] | None, default: Any) -> list[Any]:
 
 
 @dataclasses.dataclass(eq=False)
-class _Trainer:
-    """The training state of an ensemble, and how it moves to and from member run folders."""
-
-    ensemble: CTRNNEnsemble
-    task: Task
-    configs: list[TrainConfig]
-    optimizer: torch.optim.Optimizer
-    sources: list[tuple[RandomSource, RandomSource]]
-    device: torch.device
-    histories: list[list[dict[str, float]]] = dataclasses.field(default_factory=list)
+class _Trainer(EnsembleRuns):
+    """The training loop of an ensemble, over the state that its member run folders hold."""
 
     def run(
         self,
@@ -310,14 +303,17 @@ class _Trainer:
         writers: list[RunWriter] | None,
         progress: bool,
     ) -> dict[int, int]:
-        """Train from iteration ``start`` to the end; returns ``{member: iteration diverged}``."""
+        """Train from iteration ``start`` to the end, appending to ``histories``.
+
+        Returns ``{member: iteration}`` for the members that diverged.
+        """
         shared, ensemble, optimizer = self.configs[0], self.ensemble, self.optimizer
         params = [param for group in optimizer.param_groups for param in group["params"]]
         env_rng = BlockRandomSource([env for env, _ in self.sources], self.device)
         noise = BlockRandomSource([noise for _, noise in self.sources], self.device)
         sigma = member_sigma([c.sigma for c in self.configs], shared.batch_size, self.device)
         active = torch.ones(ensemble.num_members, dtype=torch.bool, device=self.device)
-        self.histories, diverged = histories, {}
+        diverged: dict[int, int] = {}
         with tqdm(
             total=shared.iterations,
             initial=start,
@@ -344,122 +340,8 @@ class _Trainer:
                 if writers is not None and (
                     iteration % shared.checkpoint_every == 0 or iteration == shared.iterations
                 ):
-                    self.save(writers, iteration, active)
+                    self.save(writers, iteration, active, histories)
         return diverged
-
-    def open_member_run(self, k: int, folder: Path, resume: bool, overwrite: bool) -> RunWriter:
-        """Open member ``k``'s run folder as a lone ``train`` of it would."""
-        member = self.ensemble.member(k)
-        optimizer = torch.optim.Adam(
-            [p for p in member.parameters() if p.requires_grad], lr=self.configs[k].learning_rate
-        )
-        template = {
-            "iteration": 0,
-            "model": member.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "rng": self._rng_states(k),
-        }
-        request = RunRequest(
-            task=self.task,
-            model=member,
-            trainer="supervised",
-            config=self.configs[k],
-            template=template,
-            optimizer=optimizer,
-        )
-        return open_run(folder, request, resume=resume, overwrite=overwrite)
-
-    def restore(self, writers: list[RunWriter]) -> tuple[int, list[list[dict[str, float]]]]:
-        """Load the members' checkpoints into the ensemble; the start and the histories."""
-        starts = {writer.start for writer in writers}
-        if len(starts) > 1:
-            at = ", ".join(f"{writer.path}: {writer.start}" for writer in writers)
-            raise RunMismatch(
-                f"the members' run folders are at different iterations ({at}); an ensemble "
-                "resumes as a whole: resume them one by one with agents.supervised.train, or "
-                "pass resume=False to start them all again"
-            )
-        histories = [list(writer.tables[HISTORY_FILE]) for writer in writers]
-        if starts == {0}:
-            return 0, histories
-        checkpoints = [writer.checkpoint for writer in writers]
-        for k, checkpoint in enumerate(checkpoints):
-            member = self.ensemble.member(k)
-            member.load_state_dict(checkpoint["model"])
-            self.ensemble.set_member(k, member)
-            for source, name in zip(self.sources[k], ("env", "noise"), strict=True):
-                source.generator.set_state(checkpoint["rng"][name])
-        self.optimizer.load_state_dict(
-            _stacked_optimizer_state(self.optimizer, [c["optimizer"] for c in checkpoints])
-        )
-        return starts.pop(), histories
-
-    def save(self, writers: list[RunWriter], iteration: int, active: torch.Tensor) -> None:
-        """Checkpoint every active member into its folder, as a lone ``train`` would."""
-        state = self.optimizer.state_dict()
-        for k, writer in enumerate(writers):
-            if not bool(active[k]):
-                continue
-            checkpoint = {
-                "iteration": iteration,
-                "model": self.ensemble.member(k).state_dict(),
-                "optimizer": {
-                    "state": {
-                        index: {
-                            key: value.clone() if key == "step" else value[k].clone()
-                            for key, value in entry.items()
-                        }
-                        for index, entry in state["state"].items()
-                    },
-                    "param_groups": state["param_groups"],
-                },
-                "rng": self._rng_states(k),
-            }
-            writer.save(iteration, checkpoint, {HISTORY_FILE: self.histories[k]})
-
-    def _rng_states(self, k: int) -> dict[str, torch.Tensor]:
-        env, noise = self.sources[k]
-        return {"env": env.generator.get_state(), "noise": noise.generator.get_state()}
-
-
-def _stacked_optimizer_state(
-    optimizer: torch.optim.Optimizer, members: list[dict[str, Any]]
-) -> dict[str, Any]:
-    """The ensemble optimizer's state dict stacked from the members' (same step count each)."""
-    state = {}
-    for index in members[0]["state"]:
-        entries = [member["state"][index] for member in members]
-        steps = {float(entry["step"]) for entry in entries}
-        if len(steps) > 1:
-            raise RunMismatch(
-                f"the members' checkpoints hold Adam states of different step counts "
-                f"{sorted(steps)}; an ensemble resumes only members trained together"
-            )
-        state[index] = {
-            key: entries[0][key].clone()
-            if key == "step"
-            else torch.stack([e[key] for e in entries])
-            for key in entries[0]
-        }
-    return {"state": state, "param_groups": optimizer.state_dict()["param_groups"]}
-
-
-def _run_folders(run_dirs: Sequence[str | Path] | None, members: int) -> list[Path] | None:
-    if run_dirs is None:
-        return None
-    if isinstance(run_dirs, (str, Path)):
-        raise ValueError(
-            f"`run_dirs` must be one folder per member ({members}), got one path {str(run_dirs)!r}"
-        )
-    folders = [Path(folder) for folder in run_dirs]
-    if len(folders) != members:
-        raise ValueError(
-            f"`run_dirs` must be one folder per member ({members}), got {len(folders)}"
-        )
-    resolved = [folder.resolve() for folder in folders]
-    if len(set(resolved)) != len(resolved):
-        raise ValueError(f"`run_dirs` must be distinct folders, got {[str(f) for f in folders]}")
-    return folders
 
 
 def member_losses(
