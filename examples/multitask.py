@@ -7,7 +7,9 @@ and contextdm2 five times as often as the other tasks. Departures: a batch mixes
 timings per trial; the gradient is clipped by its norm (Yang clipped each element to [-1, 1]);
 Yang trained for up to 1e7 trials, far longer than the default here. The run folder goes under
 ``--out-dir`` (an interrupted run resumes); the script prints the performance of every task at
-each test noise level and writes ``sweep.csv`` and ``summary.json``.
+each test noise level and writes ``sweep.csv``, ``summary.json``, ``perf_by_task.png`` (perf
+against test noise, a panel per task) and ``trials_<family>.png`` (one trial per task: inputs,
+targets and the network's outputs).
 
     python examples/multitask.py --device cuda          # the reference network (a GPU helps)
     python examples/multitask.py --laptop               # 64 units, fewer iterations, on a CPU
@@ -24,7 +26,8 @@ import numpy as np
 import torch
 
 from agents import CTRNNConfig, TrainConfig, load_run, train_run
-from evaluation import sweep_noise
+from evaluation import save_figure, sweep_noise
+from evaluation.plots.multitask import FAMILIES, perf_by_task, plot_perf_by_task, plot_trials
 from noise_envs import make_task
 from noise_envs.multitask_trials import TASK_NAMES
 
@@ -112,8 +115,14 @@ def main(argv: list[str] | None = None) -> None:
     test_task = make_task(ENV_ID, tasks=options["tasks"], dt=args.dt)
     sweep = sweep_noise(model, test_task, levels, episodes=args.episodes, seed=args.seed)
     sweep.to_csv(run_dir / "sweep.csv")
-    table = perf_by_task(sweep)
+    table = {name: values.tolist() for name, values in perf_by_task(sweep).items()}
     print(format_table(table, levels))
+    save_figure(plot_perf_by_task(sweep, train_sigma=args.sigma), run_dir / "perf_by_task.png")
+    for family, names in FAMILIES.items():
+        chosen = [name for name in names if name in test_task.task_names]
+        if chosen:
+            figure = plot_trials(chosen, model, sigma=args.sigma, seed=args.seed, dt=args.dt)
+            save_figure(figure, run_dir / f"trials_{family}.png")
     summary = {
         "levels": levels.tolist(),
         "perf_by_task": table,
@@ -124,17 +133,6 @@ def main(argv: list[str] | None = None) -> None:
         "iterations": args.iterations,
     }
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-
-
-def perf_by_task(sweep) -> dict[str, list[float]]:
-    """Mean ``perf`` of each task at each test level (NaN where a task drew no trial)."""
-    perf, task = sweep.values("perf"), sweep.values("task")
-    table = {}
-    for index in np.unique(task).astype(int):
-        chosen = task == index
-        means = [float(perf[level][chosen[level]].mean()) for level in range(len(perf))]
-        table[TASK_NAMES[index]] = means
-    return table
 
 
 def format_table(table: dict[str, list[float]], levels: np.ndarray) -> str:

@@ -91,5 +91,6 @@ def test_multitask(tmp_path, monkeypatch, capsys):
         "--episodes", "8", "--num-levels", "2", "--out-dir", str(tmp_path), "--no-progress",
     ]  # fmt: skip
     run_example("multitask", argv, monkeypatch)
-    assert (tmp_path / "noise-in" / "summary.json").is_file()
+    for name in ("summary.json", "perf_by_task.png", "trials_go.png", "trials_matching.png"):
+        assert (tmp_path / "noise-in" / name).is_file(), name
     assert "dmsnogo" in capsys.readouterr().out
