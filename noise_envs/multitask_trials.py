@@ -102,16 +102,20 @@ class Timing:
 
 
 def _timing(epochs, uniform, on, off, go, fixation_off) -> Timing:
-    return Timing(tuple(epochs), tuple(uniform), on, off, go, fixation_off)
+    return Timing(tuple(epochs), tuple(map(bool, uniform)), on, off, go, fixation_off)
 
 
-GO, DELAY_DECISION, DECISION = (300.0, 700.0), (200.0, 400.0, 800.0, 1600.0), (500.0,)
+GO_FIXATION = (300.0, 700.0)
+DELAYS = (200.0, 400.0, 800.0, 1600.0)
+RESPONSE = (500.0,)
 SHORT = (200.0, 400.0, 600.0)
 TIMINGS: dict[str, Timing] = {
-    "go": _timing([GO, (500.0, 1500.0), DECISION], [1, 1, 0], (1, None), (None, None), 2, 2),
-    "react": _timing([(500.0, 2500.0), DECISION], [1, 0], (1, None), (None, None), 1, None),
+    "go": _timing(
+        [GO_FIXATION, (500.0, 1500.0), RESPONSE], [1, 1, 0], (1, None), (None, None), 2, 2
+    ),
+    "react": _timing([(500.0, 2500.0), RESPONSE], [1, 0], (1, None), (None, None), 1, None),
     "delaygo": _timing(
-        [(300.0, 500.0, 700.0), SHORT, DELAY_DECISION, DECISION],
+        [(300.0, 500.0, 700.0), SHORT, DELAYS, RESPONSE],
         [0, 0, 0, 0],
         (1, None),
         (2, None),
@@ -119,20 +123,18 @@ TIMINGS: dict[str, Timing] = {
         3,
     ),
     "dm": _timing(
-        [(100.0, 400.0), (400.0, 800.0, 1600.0), DECISION], [1, 0, 0], (1, 1), (2, 2), 2, 2
+        [(100.0, 400.0), (400.0, 800.0, 1600.0), RESPONSE], [1, 0, 0], (1, 1), (2, 2), 2, 2
     ),
     "delaydm": _timing(
-        [SHORT, SHORT, DELAY_DECISION, SHORT, (100.0, 300.0), DECISION],
+        [SHORT, SHORT, DELAYS, SHORT, (100.0, 300.0), RESPONSE],
         [0, 0, 0, 0, 1, 0],
         (1, 3),
         (2, 4),
         5,
         5,
     ),
-    "dms": _timing(
-        [SHORT, SHORT, DELAY_DECISION, DECISION], [0, 0, 0, 0], (1, 3), (2, None), 3, None
-    ),
-    "dmc": _timing([SHORT, SHORT, DELAY_DECISION, SHORT], [0, 0, 0, 0], (1, 3), (2, None), 3, None),
+    "dms": _timing([SHORT, SHORT, DELAYS, RESPONSE], [0, 0, 0, 0], (1, 3), (2, None), 3, None),
+    "dmc": _timing([SHORT, SHORT, DELAYS, SHORT], [0, 0, 0, 0], (1, 3), (2, None), 3, None),
 }
 """Epochs of each timing family ([T] 'random' mode); the last epoch is the response."""
 
