@@ -31,7 +31,7 @@ from agents.ensemble_runs import EnsembleRuns, check_run_folders
 from agents.rollout import rollout
 from agents.run_lifecycle import RunWriter
 from agents.runs import Run, load_run
-from agents.supervised import TrainConfig, _training_sources
+from agents.supervised import TrainConfig, _training_sources, training_sigma
 from noise_envs.core import Task
 from noise_envs.random import RandomSource
 from noise_envs.registration import make_task
@@ -312,6 +312,7 @@ class _Trainer(EnsembleRuns):
         env_rng = BlockRandomSource([env for env, _ in self.sources], self.device)
         noise = BlockRandomSource([noise for _, noise in self.sources], self.device)
         sigma = member_sigma([c.sigma for c in self.configs], shared.batch_size, self.device)
+        drawn = any(c.sigma_dist is not None for c in self.configs)
         active = torch.ones(ensemble.num_members, dtype=torch.bool, device=self.device)
         diverged: dict[int, int] = {}
         with tqdm(
@@ -322,6 +323,15 @@ class _Trainer(EnsembleRuns):
         ) as bar:
             for iteration in range(start + 1, shared.iterations + 1):
                 tick = time.perf_counter()
+                if drawn:  # each member's levels from its own noise stream, as train draws them
+                    sigma = torch.cat(
+                        [
+                            torch.as_tensor(
+                                training_sigma(config, source, self.device), device=self.device
+                            ).expand(shared.batch_size)
+                            for config, (_, source) in zip(self.configs, self.sources, strict=True)
+                        ]
+                    ).float()
                 losses = member_losses(
                     ensemble, self.task, shared.batch_size, sigma, env_rng, noise, self.device
                 )
