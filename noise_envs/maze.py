@@ -22,7 +22,14 @@ from noise_envs._checks import (
 from noise_envs._memory import check_memory
 from noise_envs.config import JsonConfig
 from noise_envs.core import Metric, Task, TaskState
-from noise_envs.maze_layout import distances_to, format_layout, generate_walls, parse_layout
+from noise_envs.maze_layout import (
+    distances_to,
+    format_layout,
+    generate_walls,
+    maze_tree,
+    parse_layout,
+    tree_distances,
+)
 from noise_envs.maze_paths import (
     MazePaths,
     cell_centres,
@@ -412,7 +419,7 @@ class MazeTask(Task[MazeState, MazeConfig]):
             distance, next_cell = self.paths.towards(goal)
             reference_length = self.paths.oracle_lengths(start, goal)
         else:
-            distance = distances_to(walls, goal, self.width)
+            distance = _distances(walls, goal, self.width)
             next_cell = next_cells(walls, distance, self.width)
             reference_length = oracle_path_length(
                 start, goal, next_cell, self.width, self.config.max_speed, self.config.goal_radius
@@ -467,6 +474,14 @@ class MazeTask(Task[MazeState, MazeConfig]):
 
     def _terminal(self, state: MazeState) -> torch.Tensor:
         return state.reached
+
+
+def _distances(walls: torch.Tensor, goal: torch.Tensor, width: int) -> torch.Tensor:
+    """Distances ``[B, C]`` to each row's goal in mazes ``[B, C, 4]``: linear in C for trees."""
+    tree = maze_tree(walls, width)  # generated mazes are trees
+    if tree is None:
+        return distances_to(walls, goal, width)
+    return tree_distances(tree, goal.to(tree.first.device))
 
 
 def _shift_in(trail: torch.Tensor, position: torch.Tensor) -> torch.Tensor:

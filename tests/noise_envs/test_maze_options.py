@@ -7,6 +7,8 @@ import pytest
 import torch
 
 from noise_envs import MazeTask, make_task
+from noise_envs.maze_layout import distances_to
+from noise_envs.maze_paths import next_cells
 
 # 2 rows x 3 columns, cells 0 1 2 / 3 4 5: one corridor 0-1-2-5-4-3 (0-3 and 1-4 closed).
 S_BEND = ["+--+--+--+", "|        |", "+--+--+  +", "|        |", "+--+--+--+"]
@@ -126,3 +128,14 @@ def test_huge_noise_and_reward_scales_are_refused_by_name(name):
         make_task("NoisyMaze-v0", **{name: 1e300})
     with pytest.raises(ValueError, match=rf"`{name}` must be finite, got nan"):
         make_task("NoisyMaze-v0", **{name: float("nan")})
+
+
+def test_per_episode_mazes_get_bfs_tables_in_bounded_time():
+    """randomize_layout: a new maze per row, its tables linear in the cells (was 50 s here)."""
+    task = make_task("NoisyMaze-v0", size=30, randomize_layout=True)
+    start = time.perf_counter()
+    state, _ = task.reset(16, generator=2)
+    assert time.perf_counter() - start < 10.0
+    relaxed = distances_to(state.walls, state.goal_cell, 30)  # relaxation, the plain BFS
+    assert torch.equal(state.distance, relaxed)
+    assert torch.equal(state.next_cell, next_cells(state.walls, relaxed, 30))
