@@ -48,6 +48,8 @@ network performs best at.
   noisepref sweep runs/in                 sweep its test noise, print the preference
   noisepref plot runs/in runs/out --out noise.png
   noisepref analyze runs/in runs/out      explain the preference: shifts, bias, kink occupancy
+  noisepref grid examples/grid.toml --out grid_output --workers 2   a whole experiment grid
+  noisepref reproduce function_approx --scale quick   the README's results, one task
   noisepref train --sigma-dist uniform:0,1 --out runs/u   train across noise levels instead
   noisepref recalibrate runs/in --to-sigma 0 --out runs/in-at-0   refit the read-out for noise 0
 
@@ -92,9 +94,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(args, "interrupted", 130)
     except ModuleNotFoundError as error:
         package = (error.name or "").split(".")[0]
-        if args.debug or package not in RL_MODULES:
+        if args.debug or package not in (*RL_MODULES, "ray"):
             raise
-        message = f"this needs {package}: pip install 'noise-preference[rl]'"
+        extra = "ray" if package == "ray" else "rl"
+        message = f"this needs {package}: pip install 'noise-preference[{extra}]'"
         return _fail(args, message, 1)
     except (*RUNTIME_ERRORS, *USAGE_ERRORS) as error:
         if args.debug:
@@ -136,6 +139,8 @@ def build_parser(algo: str = "supervised") -> argparse.ArgumentParser:
     _add_plot(commands)
     _add_demo(commands)
     _add_analyze(commands)
+    _add_grid(commands)
+    _add_reproduce(commands)
     _add_recalibrate(commands)
     return parser
 
@@ -403,7 +408,8 @@ def _add_noise_distribution(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--sigma-per",
         choices=NOISE_PER,
-        help="with --sigma-dist: one level per episode (row, the default) or per batch",
+        help="with --sigma-dist: one level per episode (row, the default of supervised "
+        "training) or per batch (RL: per PPO iteration, its only choice)",
     )
 
 
@@ -418,7 +424,8 @@ def _noise_distribution(args: argparse.Namespace) -> NoiseDistribution | None:
             f"give either --sigma ({args.sigma}) or --sigma-dist ({args.sigma_dist}), not both"
         )
     try:
-        return NoiseDistribution.parse(args.sigma_dist, per=args.sigma_per or "row")
+        per = args.sigma_per or ("row" if args.algo == "supervised" else "batch")
+        return NoiseDistribution.parse(args.sigma_dist, per=per)
     except ValueError as error:
         raise ValueError(f"--sigma-dist {args.sigma_dist!r}: {error}") from None
 
@@ -828,6 +835,151 @@ def _recalibrate(args: argparse.Namespace) -> int:
     except RunError as error:
         raise type(error)(str(error).replace("overwrite=True", "--overwrite")) from error
     print(f"{run!r}\nread-out fitted at sigma {args.to_sigma:g}: mse {run.history[-1]['loss']:.4g}")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# grid, reproduce
+
+
+def _grid_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=1,
+        help="cells trained at once: local worker processes (1: this process), or the CPUs of "
+        "the local Ray cluster started without --address (default: 1)",
+    )
+    parser.add_argument(
+        "--backend",
+        choices=("local", "ray"),
+        default="local",
+        help="local worker processes, or Ray tasks (pip install 'noise-preference[ray]')",
+    )
+    parser.add_argument(
+        "--address", help="the Ray cluster to join (auto, ray://host:port); default: start one"
+    )
+    _common(parser)
+
+
+def _add_grid(commands: Any) -> None:
+    parser = _add_command(
+        commands,
+        "grid",
+        _grid,
+        help="train and sweep every cell of an experiment grid (TOML), resumable",
+        description=(
+            "Validate a grid spec (see examples/grid.toml), then train and sweep each cell not yet "
+            "done into OUT/<cell>-<hash>; write OUT/summary.csv (one row per cell: sigma*, its "
+            "interval, the metric at 0 and at sigma*, their ratio), settings.txt and the figures. "
+            "Rerunning skips finished cells, resumes partial ones and redoes corrupt ones."
+        ),
+    )
+    parser.add_argument("spec", type=_path, help="the grid spec, a TOML file")
+    parser.add_argument("--out", type=_path, required=True, help="the grid's output folder")
+    _grid_options(parser)
+
+
+def _grid(args: argparse.Namespace) -> int:
+    from evaluation.grid import load_spec, run_grid
+
+    if not args.spec.is_file():
+        raise ValueError(f"{args.spec} is not a grid spec: no such file")
+    _check_output(args.out, "--out", folder=True)
+    result = run_grid(
+        load_spec(args.spec),
+        args.out,
+        workers=args.workers,
+        backend=args.backend,
+        address=args.address,
+        device=args.device,
+        progress=not args.no_progress,
+    )
+    print(result.settings_table())
+    print(
+        f"\n{len(result.ran)} cells run, {len(result.skipped)} already done, "
+        f"{result.seconds:.0f} s; wrote {args.out / 'summary.csv'} and "
+        f"{sum(p.suffix == '.png' for p in result.files)} figures"
+    )
+    return 0
+
+
+def _add_reproduce(commands: Any) -> None:
+    from evaluation.grid.presets import SCALES, preset_names
+
+    parser = _add_command(
+        commands,
+        "reproduce",
+        _reproduce,
+        help="run the preset grids behind the README's results (one task or all)",
+        description=(
+            "Run the preset grid of a task (or of all of them) at quick scale (minutes per task "
+            "on 2 CPU cores) or paper scale (a GPU or a cluster), into OUT/<task>/, and write "
+            "OUT/results.md: one row per task, placement and training sigma, with the verdict."
+        ),
+    )
+    parser.add_argument("task", choices=(*preset_names(), "all"), help="the preset, or all")
+    parser.add_argument("--scale", choices=SCALES, default="quick", help="(default: quick)")
+    parser.add_argument(
+        "--out", type=_path, default=Path("reproduce_output"), help="(default: reproduce_output)"
+    )
+    parser.add_argument(
+        "--publish",
+        type=_path,
+        help="also copy each task's summary, settings and figures (not the run folders) into "
+        "PUBLISH/<task>/ and write PUBLISH/results.md",
+    )
+    parser.add_argument(
+        "--readme",
+        type=_path,
+        help="also write the results between the <!-- grid-results --> markers of this file",
+    )
+    _grid_options(parser)
+
+
+def _reproduce(args: argparse.Namespace) -> int:
+    from agents.atomic import atomic_write_text
+    from evaluation.grid import run_grid
+    from evaluation.grid.presets import preset, preset_names
+    from evaluation.grid.report import publish, replace_section, results_markdown
+
+    _check_output(args.out, "--out", folder=True)
+    names = preset_names() if args.task == "all" else [args.task]
+    if args.readme is not None and not args.readme.is_file():
+        raise ValueError(f"`--readme` {args.readme} is not a file")
+    results = {}
+    for name in names:
+        results[name] = run_grid(
+            preset(name, args.scale),
+            args.out / name,
+            workers=args.workers,
+            backend=args.backend,
+            address=args.address,
+            device=args.device,
+            progress=not args.no_progress,
+        )
+        print(f"{name} ({results[name].seconds / 60:.1f} min)\n{results[name].settings_table()}\n")
+    command = f"noisepref reproduce {args.task} --scale {args.scale}"
+    home, files = args.out, None
+    if args.publish is not None:
+        home, files = args.publish, {n: publish(r, args.publish / n) for n, r in results.items()}
+    for folder in dict.fromkeys((args.out, home)):
+        section = results_markdown(
+            results, scale=args.scale, figures_from=folder, command=command, files=files
+        )
+        atomic_write_text(folder / "results.md", section)
+        print(f"wrote {folder / 'results.md'}")
+    if args.readme is not None:
+        relinked = results_markdown(
+            results,
+            scale=args.scale,
+            figures_from=args.readme.parent,
+            command=command,
+            files=files,
+        )
+        text = replace_section(args.readme.read_text(encoding="utf-8"), relinked)
+        atomic_write_text(args.readme, text)
+        print(f"wrote the results section of {args.readme}")
     return 0
 
 

@@ -297,7 +297,7 @@ def _task_cells(spec: GridSpec, task: TaskSpec, entry: str) -> list[Cell]:
     sweep = _task_sweep(spec.sweep, task, entry)
     task_kwargs = {}
     for obs_noise in spec.train_obs_noise:
-        options = dict(task.options) | ({"obs_noise": obs_noise} if obs_noise else {})
+        options = dict(task.options) | {"obs_noise": obs_noise}
         task_kwargs[obs_noise] = _checked(f"{entry}.options", lambda o=options: cls(**o)).config
     model_options = dict(spec.model) | dict(task.model)
     training = dict(spec.training) | dict(task.training)
