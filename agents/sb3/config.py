@@ -6,12 +6,15 @@ Nothing here imports stable-baselines3, so the CLI can build its options without
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import numpy as np
 from gymnasium import spaces
 
 from agents.ctrnn import CTRNNConfig
 from agents.mlp import NoisyMLPConfig
+from agents.noise_distribution import NoiseDistribution
+from agents.train_config import check_noise_fields, noise_to_dict
 from noise_envs._checks import (
     check_choice,
     check_finite,
@@ -139,6 +142,9 @@ class RLTrainConfig(JsonConfig):
     """ppo (a noisy feedforward policy) or recurrent_ppo (a CTRNN core)."""
     sigma: float = 0.0
     """Noise level of the policy during training (the model config says where noise enters)."""
+    sigma_dist: NoiseDistribution | None = None
+    """Training noise drawn from a distribution instead of sigma, one level per PPO iteration
+    (per='batch' only); None (the default) keeps run.json as before."""
     iterations: int = 100
     """PPO iterations: each collects num_envs * num_steps steps, then updates."""
     num_envs: int = 16
@@ -173,6 +179,13 @@ class RLTrainConfig(JsonConfig):
     def __post_init__(self) -> None:
         check_choice("algo", self.algo, RL_ALGOS)
         check_nonnegative("sigma", self.sigma)
+        check_noise_fields(self)
+        if self.sigma_dist is not None and self.sigma_dist.per != "batch":
+            raise ValueError(
+                f"RL training draws one noise level per PPO iteration: `sigma_dist` needs "
+                f"per='batch', got per={self.sigma_dist.per!r} (a level per episode would need "
+                "one per step in the rollout buffer)"
+            )
         for name in ("iterations", "num_envs", "num_steps", "batch_size", "epochs"):
             check_positive_int(name, getattr(self, name))
         check_positive_int("checkpoint_every", self.checkpoint_every)
@@ -184,6 +197,15 @@ class RLTrainConfig(JsonConfig):
         check_nonnegative("ent_coef", self.ent_coef)
         check_nonnegative("vf_coef", self.vf_coef)
         _check_seed(self.seed)
+
+    @property
+    def noise(self) -> NoiseDistribution:
+        """The training noise as a distribution (a fixed one for ``sigma``)."""
+        return self.sigma_dist or NoiseDistribution.fixed(self.sigma)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The config as JSON values; ``sigma_dist`` is left out when None (fixed-noise runs)."""
+        return noise_to_dict(self, JsonConfig.to_dict(self))
 
     def learning_rate_at(self, iteration: int) -> float:
         """The learning rate of iteration ``iteration`` (1-based)."""

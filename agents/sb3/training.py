@@ -147,6 +147,7 @@ def _train_loop(
     ) as bar:
         for iteration in range(start + 1, config.iterations + 1):
             rate = config.learning_rate_at(iteration)
+            _draw_noise_level(algorithm.policy, config, iteration)
             try:
                 history.append(_iterate(algorithm, iteration, rate, metric))
             except ValueError as error:  # torch.distributions refuses NaN parameters
@@ -213,7 +214,31 @@ def _check_policy_config(policy_config: PolicyConfig, config: RLTrainConfig) -> 
         raise ValueError(
             f"algo {config.algo!r} needs a {wanted.__name__}, got {type(policy_config).__name__}"
         )
-    return policy_config.replace(sigma=config.sigma, seed=config.seed)
+    return policy_config.replace(sigma=config.noise.high, seed=config.seed)
+
+
+def _draw_noise_level(policy: Any, config: RLTrainConfig, iteration: int) -> None:
+    """Set this iteration's training noise level on the policy's noisy actor (and noisy critic).
+
+    With ``config.sigma_dist`` one level is drawn per PPO iteration from a generator seeded by
+    ``(seed, iteration)``, so a resumed run draws the same levels; the rollout and the update of
+    the iteration use it, so the update replays the rollout's noise exactly. Without it nothing
+    changes (the level is ``config.sigma``, set when the policy was built).
+    """
+    if config.sigma_dist is None:
+        return
+    state = np.random.SeedSequence([config.seed, iteration]).generate_state(1, dtype=np.uint64)
+    level = float(config.sigma_dist.sample(1, torch.Generator().manual_seed(int(state[0])))[0])
+    actor = getattr(policy, "lstm_actor", None)
+    if actor is not None:
+        actor.sigma = level
+        if policy.config.noisy_critic:
+            policy.lstm_critic.sigma = level
+        return
+    extractor = policy.mlp_extractor
+    extractor.sigma = level
+    if extractor.config.noisy_critic:
+        extractor.critic_sigma = level
 
 
 @contextlib.contextmanager
