@@ -86,6 +86,8 @@ def generate_walls(
     table = neighbours(width, height, device)
     rows = torch.arange(batch_size, device=device)
     priority = rng.uniform(batch_size, 2 * (cells - 1), 4).to(device)
+    if batch_size == 1:  # one maze: the same search step by step in Python, without tensor calls
+        return _carve_one(table.tolist(), priority[0].tolist()).to(device)[None]
     walls = torch.ones(batch_size, cells, 4, dtype=torch.bool, device=device)
     visited = torch.zeros(batch_size, cells, dtype=torch.bool, device=device)
     visited[:, 0] = True
@@ -104,6 +106,28 @@ def generate_walls(
         top = torch.where(carve, top + 1, top - 1)
         stack[rows, top.clamp_min(0)] = torch.where(carve, nxt, stack[rows, top.clamp_min(0)])
     return walls
+
+
+def _carve_one(table: list[list[int]], priority: list[list[float]]) -> torch.Tensor:
+    """:func:`generate_walls` for one maze, ``[C, 4]``: the same choices (first best side)."""
+    cells = len(table)
+    walls = [[True] * 4 for _ in range(cells)]
+    visited = [False] * cells
+    visited[0] = True
+    stack = [0]
+    for step in range(2 * (cells - 1)):
+        cell, best, side = stack[-1], -1.0, -1
+        for direction, other in enumerate(table[cell]):
+            if other >= 0 and not visited[other] and priority[step][direction] > best:
+                best, side = priority[step][direction], direction
+        if side < 0:
+            stack.pop()
+            continue
+        other = table[cell][side]
+        walls[cell][side] = walls[other][(side + 2) % 4] = False
+        visited[other] = True
+        stack.append(other)
+    return torch.tensor(walls, dtype=torch.bool)
 
 
 def distances_to(walls: torch.Tensor, goals: torch.Tensor, width: int) -> torch.Tensor:

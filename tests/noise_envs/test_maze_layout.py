@@ -125,6 +125,15 @@ def test_each_row_depends_only_on_its_own_generator():
         assert torch.equal(batch[row], single[0])
 
 
+def test_one_maze_alone_is_the_batched_search_row():
+    """A batch of one runs the search in Python: the same maze as a row of the batched search."""
+    seeds = [0, 7]
+    generators = [torch.Generator().manual_seed(seed) for seed in seeds]
+    batch = generate_walls(12, 9, 2, RandomSource(generators))
+    for row, seed in enumerate(seeds):
+        assert torch.equal(generate_walls(12, 9, 1, RandomSource.from_seed(seed))[0], batch[row])
+
+
 @pytest.mark.parametrize("seed", range(4))
 def test_distances_equal_a_breadth_first_search(seed):
     walls = generate_walls(6, 4, 4, RandomSource.from_seed(seed))
