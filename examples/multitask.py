@@ -15,8 +15,8 @@ targets and the network's outputs).
     python examples/multitask.py --laptop               # 64 units, fewer iterations, on a CPU
 
 Measured with ``--laptop --threads 1`` (3000 iterations, 232 s of training on a shared 2-core
-CPU): perf at the training noise 1.0 on the go and anti families (0.99 on delayanti), 0.42 to
-0.67 on the decision and matching tasks, 0.70 over the 20 tasks: far from Yang's, which trained
+CPU): perf at the training noise 1.0 on the go and anti families (0.99 on delayanti), 0.43 to
+0.65 on the decision and matching tasks, 0.70 over the 20 tasks: far from Yang's, which trained
 for up to 1e7 trials; the reference configuration has not been run here.
 """
 
