@@ -9,6 +9,7 @@ import math
 
 import torch
 
+from noise_envs._memory import check_memory
 from noise_envs.maze_layout import (
     MazeTree,
     distances_to,
@@ -268,8 +269,14 @@ class MazePaths:
 
     @property
     def distance(self) -> torch.Tensor:
-        """Cell steps between all pairs, ``[goal, cell]``: ``C x C`` memory, small mazes only."""
-        return self.distances(torch.arange(self.num_cells))
+        """Cell steps between all pairs, ``[goal, cell]``: ``C x C`` memory, small mazes only.
+
+        Raises:
+            ValueError: if the table would not fit in memory (see :mod:`noise_envs._memory`).
+        """
+        cells = self.num_cells
+        check_memory("cells (all-pairs distances)", cells, 3 * 8 * cells * cells)
+        return self.distances(torch.arange(cells))
 
     def oracle_lengths(self, start: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:
         """:func:`oracle_path_length` of each (start, goal) pair, ``[B]`` on their device."""

@@ -298,3 +298,13 @@ def test_cell_helpers():
     assert cell_of(torch.tensor([[2.999, 0.0], [0.0, 2.0]]), 3, 2).tolist() == [2, 3]
     assert cell_centres(torch.tensor([4]), 3).tolist() == [[1.5, 1.5]]
     assert math.isclose(WALL_MARGIN, 1e-3)
+
+
+def test_all_pairs_distances_only_where_they_fit(monkeypatch):
+    walls = generate_walls(4, 4, 1, RandomSource.from_seed(3))[0]
+    paths = MazePaths(walls, 4, 0.25, 0.2)
+    every = paths.distance
+    assert every.shape == (16, 16) and torch.equal(every, every.T)
+    monkeypatch.setenv("NOISE_ENVS_MEMORY_LIMIT", "1000")
+    with pytest.raises(ValueError, match=r"`cells \(all-pairs distances\)` = 16 would need"):
+        _ = paths.distance
