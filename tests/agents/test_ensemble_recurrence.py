@@ -11,19 +11,19 @@ from agents.recurrence import ctrnn_sequence
 K, T, B, N, INPUTS, OUTPUTS, GAMMA = 3, 4, 2, 5, 2, 3, 0.3
 
 
-def _case(seed: int = 0):
+def _case(seed: int = 0, num_inputs: int = INPUTS, num_outputs: int = OUTPUTS):
     generator = torch.Generator().manual_seed(seed)
 
     def randn(*shape):
         return torch.randn(*shape, generator=generator, dtype=torch.float64).requires_grad_()
 
-    inputs, h0 = randn(T, K, B, INPUTS), randn(K, B, N)
+    inputs, h0 = randn(T, K, B, num_inputs), randn(K, B, N)
     weights = (
         randn(K, N, N),
-        randn(K, N, INPUTS),
+        randn(K, N, num_inputs),
         randn(K, N),
-        randn(K, OUTPUTS, N),
-        randn(K, OUTPUTS),
+        randn(K, num_outputs, N),
+        randn(K, num_outputs),
     )
     noise = torch.randn(T, K, B, N, generator=generator, dtype=torch.float64)
     scale = torch.rand(K, B, 1, generator=generator, dtype=torch.float64)
@@ -48,10 +48,11 @@ def _by_hand(inputs, h0, weights, noise, scale, inside, activation):
     return torch.stack(outputs, dim=1), torch.stack(states, dim=1)  # [T, K, B, ...]
 
 
+@pytest.mark.parametrize("sizes", [(INPUTS, OUTPUTS), (1, 1)])  # 1: outer products
 @pytest.mark.parametrize("activation", ["relu", "tanh", "sigmoid", "softplus"])
 @pytest.mark.parametrize("inside", [[True] * K, [True, False, True], [False] * K])
-def test_values_and_gradients_equal_the_update_written_out(activation, inside):
-    inputs, h0, weights, noise, scale = _case()
+def test_values_and_gradients_equal_the_update_written_out(activation, inside, sizes):
+    inputs, h0, weights, noise, scale = _case(0, *sizes)
     mask = torch.tensor(inside)
     outputs, states = ctrnn_sequence(
         inputs,
@@ -80,8 +81,9 @@ def test_values_and_gradients_equal_the_update_written_out(activation, inside):
         torch.testing.assert_close(got, want)
 
 
-def test_gradcheck_with_only_the_outputs_used():
-    inputs, h0, weights, noise, scale = _case(1)
+@pytest.mark.parametrize("sizes", [(INPUTS, OUTPUTS), (1, 1)])
+def test_gradcheck_with_only_the_outputs_used(sizes):
+    inputs, h0, weights, noise, scale = _case(1, *sizes)
 
     def outputs_only(inputs, h0, *weights):
         return ctrnn_sequence(
