@@ -11,7 +11,9 @@ import torch
 from agents.atomic import atomic_write_text
 from agents.ctrnn import CTRNN, CTRNNConfig
 from agents.runs import load_run
-from agents.supervised import TrainConfig, train, train_run
+from agents.supervised import TrainConfig, train
+from evaluation.grid.cell_run import SWEEP_FILES, run_cell
+from evaluation.grid.spec import GridSpec, SweepSpec, TaskSpec
 from evaluation.plots.sweep import plot_sweep, save_figure
 from evaluation.stats import Preference, preference, preference_table
 from evaluation.sweep import sweep_noise
@@ -109,6 +111,35 @@ class PlacementConfig(JsonConfig):
             tau=self.tau,
         )
 
+    def grid_spec(self) -> GridSpec:
+        """This comparison as an experiment grid: one task, both placements, one sigma and seed.
+
+        Its two cells train and sweep exactly the networks of :meth:`model_config` and
+        :meth:`train_config` at :attr:`levels`.
+        """
+        return GridSpec(
+            tasks=(TaskSpec(id=self.task),),
+            name=self.tag,
+            train_sigmas=(float(self.sigma),),
+            seeds=(self.seed,),
+            model={
+                "hidden_size": self.hidden_size,
+                "activation": self.activation,
+                "dt": self.dt,
+                "tau": self.tau,
+            },
+            training={
+                "iterations": self.iterations,
+                "batch_size": self.batch_size,
+                "learning_rate": self.learning_rate,
+            },
+            sweep=SweepSpec(
+                test_sigmas=tuple(float(level) for level in self.levels),
+                episodes=self.episodes,
+                seed=self.seed,
+            ),
+        )
+
     def train_config(self) -> TrainConfig:
         """The training config shared by both networks."""
         return TrainConfig(
@@ -159,38 +190,47 @@ def compare_placements(
 ) -> PlacementComparison:
     """Train both networks, sweep their test noise and measure their preference.
 
-    With ``out_dir`` the networks are run folders ``out_dir/noise-in-<tag>`` and
-    ``out_dir/noise-out-<tag>`` (:attr:`PlacementConfig.tag`; an interrupted demo resumes, a
-    finished one is reused) holding their ``sweep.csv``.
+    With ``out_dir`` the networks are the cells of :meth:`PlacementConfig.grid_spec`, run by the
+    grid's cell runner into ``out_dir/noise-in-<tag>`` and ``out_dir/noise-out-<tag>``
+    (:attr:`PlacementConfig.tag`; an interrupted demo resumes, a finished one is checked and
+    reused, a corrupt one redone), each holding its ``sweep.csv``.
     """
+    if out_dir is not None:
+        return _compare_in_grid(config, Path(out_dir), device, progress)
     task = make_task(config.task)
     models, sweeps, preferences = {}, {}, {}
     for placement, label in LABELS.items():
-        model = _trained_model(config, placement, out_dir, device, progress)
+        model = _trained_model(config, placement, device, progress)
         sweeps[label] = sweep_noise(
             model, task, config.levels, episodes=config.episodes, seed=config.seed, device=device
         )
         models[label] = model
         preferences[label] = preference(sweeps[label], seed=config.seed)
-        if out_dir is not None:
-            sweeps[label].to_csv(Path(out_dir) / config.run_name(placement) / "sweep.csv")
+    return PlacementComparison(config, models, sweeps, preferences)
+
+
+def _compare_in_grid(
+    config: PlacementConfig, out_dir: Path, device: torch.device | str, progress: bool
+) -> PlacementComparison:
+    cells = {cell.placement: cell for cell in config.grid_spec().cells()}
+    models, sweeps, preferences = {}, {}, {}
+    for placement, label in LABELS.items():
+        folder = out_dir / config.run_name(placement)
+        run_cell(cells[placement], folder, device=device, progress=progress)
+        sweeps[label] = SweepResult.from_csv(folder / SWEEP_FILES["model"])
+        sweeps[label].to_csv(folder / "sweep.csv")
+        models[label] = load_run(folder, device=device).model
+        preferences[label] = preference(sweeps[label], seed=config.seed)
     return PlacementComparison(config, models, sweeps, preferences)
 
 
 def _trained_model(
     config: PlacementConfig,
     placement: str,
-    out_dir: str | Path | None,
     device: torch.device | str,
     progress: bool,
 ) -> CTRNN:
     model_config, train_config = config.model_config(placement), config.train_config()
-    if out_dir is not None:
-        run_dir = Path(out_dir) / config.run_name(placement)
-        train_run(
-            run_dir, config.task, model_config, train_config, device=device, progress=progress
-        )
-        return load_run(run_dir, device=device).model
     model = CTRNN(model_config, generator=torch.Generator().manual_seed(config.seed))
     train(model, make_task(config.task), train_config, device=device, progress=progress)
     return model
