@@ -764,6 +764,44 @@ def _load_ctrnn_run(path: Path, device: str) -> Run:
 
 
 # ---------------------------------------------------------------------------------------------
+# reproduce remedies
+
+
+def _reproduce_remedies(args: argparse.Namespace) -> int:
+    """``noisepref reproduce remedies``: :func:`evaluation.remedies.run_remedies` per task."""
+    from agents.atomic import atomic_write_bytes, atomic_write_text
+    from evaluation.remedies import SUMMARY_FILE, check_task, run_remedies
+
+    tasks = [check_task(name.strip()) for name in args.remedies_tasks.split(",") if name.strip()]
+    if args.readme is not None:
+        raise ValueError("--readme applies to the grid presets; remedies write OUT/remedies.md")
+    sections = []
+    for task in tasks:
+        result = run_remedies(
+            task,
+            args.out / f"remedies_{task}",
+            scale=args.scale,
+            device=args.device,
+            progress=not args.no_progress,
+        )
+        print(f"{task} ({result.seconds / 60:.1f} min)\n{result.table()}\n")
+        sections.append(f"### {task}\n\n" + (result.files[1]).read_text(encoding="utf-8"))
+        if args.publish is not None:
+            folder = args.publish / f"remedies_{task}"
+            folder.mkdir(parents=True, exist_ok=True)
+            for file in result.files:
+                atomic_write_bytes(folder / file.name, file.read_bytes())
+    command = (
+        f"noisepref reproduce remedies --remedies-tasks {','.join(tasks)} --scale {args.scale}"
+    )
+    text = f"## Remedies\n\n`{command}`\n\n" + "\n".join(sections)
+    for folder in dict.fromkeys(filter(None, (args.out, args.publish))):
+        atomic_write_text(folder / SUMMARY_FILE, text)
+        print(f"wrote {folder / SUMMARY_FILE}")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
 # recalibrate
 
 
@@ -918,7 +956,17 @@ def _add_reproduce(commands: Any) -> None:
             "OUT/results.md: one row per task, placement and training sigma, with the verdict."
         ),
     )
-    parser.add_argument("task", choices=(*preset_names(), "all"), help="the preset, or all")
+    parser.add_argument(
+        "task",
+        choices=(*preset_names(), "all", "remedies"),
+        help="the preset, or all; remedies: fixed-noise vs noise-distribution training vs "
+        "recalibration on --remedies-tasks",
+    )
+    parser.add_argument(
+        "--remedies-tasks",
+        default="function_approx",
+        help="with remedies: comma-separated presets to compare them on (default: function_approx)",
+    )
     parser.add_argument("--scale", choices=SCALES, default="quick", help="(default: quick)")
     parser.add_argument(
         "--out", type=_path, default=Path("reproduce_output"), help="(default: reproduce_output)"
@@ -944,6 +992,8 @@ def _reproduce(args: argparse.Namespace) -> int:
     from evaluation.grid.report import publish, replace_section, results_markdown
 
     _check_output(args.out, "--out", folder=True)
+    if args.task == "remedies":
+        return _reproduce_remedies(args)
     names = preset_names() if args.task == "all" else [args.task]
     if args.readme is not None and not args.readme.is_file():
         raise ValueError(f"`--readme` {args.readme} is not a file")
