@@ -88,6 +88,7 @@ class CTRNNEnsemble(nn.Module):
         self.register_buffer("inside", inside[:, None, None].float(), persistent=False)
         self.activation = ACTIVATIONS[configs[0].activation]
         self.fused = True
+        self._noise_buffer: torch.Tensor | None = None
         """Run sequences through the one-node recurrence (False: autograd op by op)."""
 
     @classmethod
@@ -370,7 +371,10 @@ class CTRNNEnsemble(nn.Module):
             scale = float(check_sigma(float(sigma))) * gain
             if scale == 0:
                 return None, 1.0
-        return draw_blocks(noise.blocks, steps, per_member, n).to(device), scale
+        # The samples are read only inside the forward pass, never saved for backward, so one
+        # buffer serves every call (a fresh one per call costs its page faults every time).
+        self._noise_buffer = draw_blocks(noise.blocks, steps, per_member, n, self._noise_buffer)
+        return self._noise_buffer.to(device), scale
 
     def _block_source(self, noise: Sequence, device: torch.device) -> BlockRandomSource:
         if len(noise) != self.num_members:

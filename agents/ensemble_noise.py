@@ -83,14 +83,22 @@ def member_sigma(
 
 
 def draw_blocks(
-    blocks: Sequence[RandomSource], steps: int, per_member: int, size: int
+    blocks: Sequence[RandomSource],
+    steps: int,
+    per_member: int,
+    size: int,
+    out: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """``[T, K, B, N]``: member ``k``'s slice is ``blocks[k].normal_steps(T, B, N)``.
 
     A block with one CPU generator fills its slices in place, step by step, as ``normal_steps``
-    draws (no ``[T, K, B, N]`` copy is made); any other block is drawn and copied in.
+    draws (no ``[T, K, B, N]`` copy is made); any other block is drawn and copied in. ``out``, a
+    CPU float32 tensor of that shape, is filled instead of a new one (reusing memory saves the
+    page faults of a fresh multi-megabyte block).
     """
-    xi = torch.empty(steps, len(blocks), per_member, size)
+    shape = (steps, len(blocks), per_member, size)
+    reuse = out is not None and out.shape == shape and out.dtype == torch.float32
+    xi = out if reuse and out.device.type == "cpu" else torch.empty(shape)
     for k, block in enumerate(blocks):
         generator = block.generator
         if generator is not None and block.repeats == 1 and generator.device.type == "cpu":
