@@ -382,7 +382,11 @@ class Task(ABC, Generic[StateT, ConfigT]):
             if action.dtype == torch.bool or action.is_complex():
                 raise ValueError(f"`action` must hold real numbers, got dtype {action.dtype}")
             action = action.to(torch.float32)
-        largest = float(torch.linalg.vector_norm(action, math.inf)) if action.numel() else 0.0
+        # detached: the bound is a number, not part of the graph (float() of a tensor that
+        # requires grad warns)
+        largest = (
+            float(torch.linalg.vector_norm(action.detach(), math.inf)) if action.numel() else 0.0
+        )
         if not largest <= MAX_ACTION_MAGNITUDE:
             found = (
                 f"max |action| = {largest:g}"

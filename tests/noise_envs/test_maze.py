@@ -197,9 +197,24 @@ def test_no_gradient_flows_through_the_motion():
     task = MazeTask()
     state, _ = task.reset(3, generator=0)
     action = torch.zeros(3, 2, requires_grad=True)
-    state, obs, _, _ = task.step(state, action)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the action's bound check reads no tensor in the graph
+        state, obs, _, _ = task.step(state, action)
     assert not state.position.requires_grad and not obs.requires_grad
     assert state.error_sum.requires_grad
+
+
+def test_action_requiring_grad_steps_like_a_plain_one():
+    """An action in the autograd graph gives the same state, reward and bound check as without."""
+    task = MazeTask()
+    start, _ = task.reset(3, generator=0)
+    action = torch.tensor([[0.3, -0.2], [0.0, 0.1], [-0.5, 0.5]])
+    _, obs, reward, _ = task.step(start, action.clone().requires_grad_())
+    _, plain_obs, plain_reward, _ = task.step(start, action)
+    torch.testing.assert_close(obs, plain_obs)
+    torch.testing.assert_close(reward.detach(), plain_reward)
+    with pytest.raises(ValueError, match=r"`action` must be finite .*got max \|action\| = 2e\+06"):
+        task.step(start, torch.full((3, 2), 2e6, requires_grad=True))
 
 
 def test_config_round_trips_through_json():
