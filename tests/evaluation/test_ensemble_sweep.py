@@ -9,6 +9,7 @@ from agents.ctrnn import CTRNNConfig
 from agents.ensemble import CTRNNEnsemble
 from evaluation.ensemble_sweep import sweep_ensemble
 from evaluation.sweep import sweep_noise
+from evaluation.sweep_result import SweepResult
 from noise_envs import make_task
 
 LEVELS = [0.0, 0.3, 1.0]
@@ -60,3 +61,26 @@ def test_bad_seeds_and_policies_are_refused(task, ensemble):
         sweep_ensemble(ensemble, task, LEVELS, episodes=2, seed=[1, 2])
     with pytest.raises(ValueError, match="must be a CTRNNEnsemble"):
         sweep_ensemble(ensemble.member(0), task, LEVELS, episodes=2)
+
+
+def test_noisepref_sweep_reads_a_member_run_folder(tmp_path):
+    """A member's folder is a run folder to the CLI too: `noisepref sweep` sweeps it."""
+    from agents.ensemble_training import train_ensemble_runs
+    from agents.train_config import TrainConfig
+    from evaluation.cli import main
+
+    runs = train_ensemble_runs(
+        tmp_path,
+        "NoisyFunctionApprox-v0",
+        CTRNNConfig(input_size=1, output_size=1, hidden_size=4),
+        TrainConfig(iterations=2, batch_size=4),
+        sigmas=[0.5],
+        placements=["in", "out"],
+        task_kwargs={"steps": 6, "response_steps": 2},
+        progress=False,
+    )
+    folder = runs[1].path
+    assert main(["sweep", str(folder), "--levels", "0,0.5", "--episodes", "4"]) == 0
+    swept = SweepResult.from_csv(folder / "sweep.csv")
+    np.testing.assert_array_equal(swept.levels, [0.0, 0.5])
+    assert swept.num_episodes == 4
