@@ -7,8 +7,9 @@ across its noise levels.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
+import numpy as np
 import torch
 
 from noise_envs._checks import check_positive_int
@@ -54,9 +55,13 @@ class RandomSource:
         if isinstance(generator, torch.Generator):
             self.generator = generator
         else:
-            self.rows = tuple(generator)
-            if not all(isinstance(g, torch.Generator) for g in self.rows):
-                raise ValueError("`generator` must be a torch.Generator or a sequence of them")
+            rows = tuple(generator) if isinstance(generator, Iterable) else (generator,)
+            if not all(isinstance(g, torch.Generator) for g in rows):
+                raise ValueError(
+                    "`generator` must be a torch.Generator or a sequence of them, "
+                    f"got {_describe(generator)}"
+                )
+            self.rows = rows
             if repeats != 1:
                 raise ValueError("`repeats` must be 1 when one generator is given per row")
         self.repeats = repeats
@@ -145,9 +150,28 @@ def as_random_source(
     generator: torch.Generator | Sequence[torch.Generator] | RandomSource | int | None,
     device: torch.device | str = "cpu",
 ) -> RandomSource:
-    """Turn a seed, a generator, a list of per-row generators or a source into a RandomSource."""
+    """Turn a seed, a generator, a list of per-row generators or a source into a RandomSource.
+
+    Raises:
+        ValueError: for anything else (a float, a bool, a string...), naming ``generator``.
+    """
     if isinstance(generator, RandomSource):
         return generator
-    if isinstance(generator, int) and not isinstance(generator, bool):
-        return RandomSource.from_seed(generator, device=device)
+    if isinstance(generator, (int, np.integer)) and not isinstance(generator, (bool, np.bool_)):
+        return RandomSource.from_seed(int(generator), device=device)
+    if generator is not None and (
+        isinstance(generator, str) or not isinstance(generator, (torch.Generator, Iterable))
+    ):
+        raise ValueError(
+            "`generator` must be an integer seed, a torch.Generator, a sequence of them (one "
+            f"per row), a RandomSource or None, got {_describe(generator)}"
+        )
     return RandomSource(generator, device=device)
+
+
+def _describe(value: object) -> str:
+    """``value``'s repr and type, shortened, for error messages."""
+    shown = repr(value)
+    if len(shown) > 60:
+        shown = shown[:57] + "..."
+    return f"{shown} ({type(value).__name__})"

@@ -568,12 +568,6 @@ ROLLOUT_AND_SWEEP_CASES = [
 ]
 
 REPORTED = {
-    "NoisyMaze-v0: obs_noise huge": "maze.py: gymnasium's Box error names no option",
-    "NoisyMaze-v0: length huge": "maze.py: max_steps=10**12 is accepted (episodes unbounded)",
-    "NoisyMultitask-v0: obs_noise huge": "multitask.py: gymnasium's Box error names no option",
-    "NoisyMultitask-v0: reset batch_size huge": "multitask.py: torch's allocation error",
-    "reset generator float": "random.py: TypeError 'float' object is not iterable",
-    "reset generator bool": "random.py: TypeError 'bool' object is not iterable",
     "sweep of a diverged model": "evaluation/sweep.py: NaN metrics give best level 0.0 silently",
 }
 """Cases failing in files this suite's author does not own: reported to their owners."""

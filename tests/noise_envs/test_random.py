@@ -1,5 +1,6 @@
 """RandomSource: single, per-row and tiled modes draw the numbers their generators dictate."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -191,3 +192,31 @@ def test_no_generator_means_fresh_numbers_and_an_untouched_global_generator():
     )
     assert not torch.equal(first.normal(4, 8), second.normal(4, 8))
     assert torch.equal(torch.rand(3), expected)
+
+
+@pytest.mark.parametrize(
+    ("generator_value", "shown"),
+    [
+        (1.5, r"1\.5 \(float\)"),
+        (True, r"True \(bool\)"),
+        ("7", r"'7' \(str\)"),
+        (object(), r"<object object at .*\(object\)"),
+    ],
+)
+def test_as_random_source_refuses_what_is_not_a_seed_or_generator(generator_value, shown):
+    """A float, a bool, a string...: one ValueError naming `generator`, the value and what is allowed."""
+    with pytest.raises(ValueError, match=rf"`generator` must be an integer seed, .*got {shown}"):
+        as_random_source(generator_value)
+
+
+def test_per_row_generators_must_all_be_generators():
+    """A list holding a seed among generators is refused, naming `generator`."""
+    with pytest.raises(ValueError, match=r"`generator` must be a torch.Generator or a sequence"):
+        RandomSource([generator(0), 1])
+
+
+def test_numpy_integer_seed_draws_what_the_int_seed_draws():
+    """np.int64(5) is the seed 5 (numpy seeds are seeds, unlike floats and bools)."""
+    torch.testing.assert_close(
+        as_random_source(np.int64(5)).normal(3, 2), torch.randn((3, 2), generator=generator(5))
+    )
