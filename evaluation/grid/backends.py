@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from evaluation.grid.cell_run import run_cell
+from evaluation.grid.cell_run import run_cells_together
 from evaluation.grid.cells import Cell
 
 __all__ = ["BACKENDS", "execute", "run_cells"]
@@ -24,18 +24,18 @@ __all__ = ["BACKENDS", "execute", "run_cells"]
 BACKENDS = ("local", "ray")
 """``local``: worker processes on this machine (``workers=1``: this process); ``ray``: Ray tasks."""
 
-Job = tuple[dict[str, Any], str]
-"""A cell as JSON and its folder: what crosses to a worker."""
-Done = Callable[[Job, dict[str, Any] | None, BaseException | None], None]
-"""Called once per job as it ends, with its ``cell.json`` record or its error."""
+Job = tuple[list[dict[str, Any]], list[str]]
+"""Cells as JSON and their folders, trained together (one ensemble): what crosses to a worker."""
+Done = Callable[[Job, list[dict[str, Any]] | None, BaseException | None], None]
+"""Called once per job as it ends, with its cells' ``cell.json`` records or its error."""
 
 
-def execute(cell: dict[str, Any], folder: str, device: str) -> dict[str, Any]:
-    """Run one cell on one torch thread (the function every worker calls); its record."""
+def execute(cells: list[dict[str, Any]], folders: list[str], device: str) -> list[dict[str, Any]]:
+    """Run one job on one torch thread (the function every worker calls); its cells' records."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        return run_cell(Cell.from_dict(cell), folder, device=device)
+        return run_cells_together([Cell.from_dict(c) for c in cells], folders, device=device)
     finally:
         torch.set_num_threads(threads)
 
@@ -52,7 +52,7 @@ def run_cells(
     """Run every job, calling ``done`` as each ends (in completion order); errors go to ``done``.
 
     Args:
-        jobs: the cells (as dicts) and their folders.
+        jobs: the cells (as dicts) and their folders, each job trained as one ensemble.
         done: called with the job and its record, or its exception.
         backend: ``local`` or ``ray``.
         workers: local worker processes (1 runs in this process); for Ray with no ``address``,

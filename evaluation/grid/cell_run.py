@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,15 @@ from evaluation.sweep import sweep_noise
 from evaluation.sweep_result import SweepResult
 from noise_envs.registration import make_task
 
-__all__ = ["CELL_FILE", "SWEEP_FILES", "cell_is_done", "preference_rows", "run_cell"]
+__all__ = [
+    "CELL_FILE",
+    "SWEEP_FILES",
+    "cell_is_done",
+    "preference_rows",
+    "read_cell",
+    "run_cell",
+    "run_cells_together",
+]
 
 CELL_FILE = "cell.json"
 """Written last into a cell's folder: the cell's config and its preference rows."""
@@ -60,7 +69,81 @@ def run_cell(
     if done is not None:
         return done
     tick = time.perf_counter()
-    run = _train(cell, folder, device, progress)
+    _train(cell, folder, device, progress)
+    return _sweep_and_record(cell, folder, device, tick)
+
+
+def run_cells_together(
+    cells: Sequence[Cell],
+    folders: Sequence[str | Path],
+    *,
+    device: torch.device | str = "cpu",
+    progress: bool = False,
+) -> list[dict[str, Any]]:
+    """Train the cells not yet done as one ensemble (one run folder each), then sweep each.
+
+    The cells must share task, architecture and training options but the sigma, the seed and
+    the placement (one :attr:`~evaluation.grid.cells.Cell.group`, supervised CTRNNs); each member
+    is the run ``train_run`` of that cell writes, up to float rounding
+    (:func:`agents.ensemble_training.train_ensemble`). A single cell trains alone.
+
+    Returns:
+        Each cell's ``cell.json`` record, in order.
+    """
+    folders = [Path(folder) for folder in folders]
+    records = [read_cell(cell, folder) for cell, folder in zip(cells, folders, strict=True)]
+    pending = [k for k, record in enumerate(records) if record is None]
+    if len(pending) <= 1:
+        return [
+            record or run_cell(cell, folder, device=device, progress=progress)
+            for cell, folder, record in zip(cells, folders, records, strict=True)
+        ]
+    tick = time.perf_counter()
+    members = [cells[k] for k in pending]
+    try:
+        _train_ensemble(members, [folders[k] for k in pending], device, progress, False)
+    except _REDO as error:
+        _logger.warning("redoing the ensemble of %s: %s", folders[pending[0]], error)
+        _train_ensemble(members, [folders[k] for k in pending], device, progress, True)
+    seconds = (time.perf_counter() - tick) / len(pending)
+    for k in pending:
+        records[k] = _sweep_and_record(cells[k], folders[k], device, time.perf_counter() - seconds)
+    return records
+
+
+def _train_ensemble(
+    cells: Sequence[Cell],
+    folders: Sequence[Path],
+    device: torch.device | str,
+    progress: bool,
+    overwrite: bool,
+) -> None:
+    from agents.ctrnn import CTRNNConfig
+    from agents.ensemble import CTRNNEnsemble
+    from agents.ensemble_training import train_ensemble
+    from agents.supervised import TrainConfig
+
+    ensemble = CTRNNEnsemble.from_seeds(
+        CTRNNConfig.from_dict(cells[0].model),
+        [cell.seed for cell in cells],
+        [cell.placement for cell in cells],
+    )
+    train_ensemble(
+        ensemble,
+        make_task(cells[0].task_id, **_task_kwargs(cells[0].task_kwargs)),
+        [TrainConfig.from_dict(cell.train) for cell in cells],
+        run_dirs=folders,
+        device=device,
+        progress=progress,
+        overwrite=overwrite,
+    )
+
+
+def _sweep_and_record(
+    cell: Cell, folder: Path, device: torch.device | str, tick: float
+) -> dict[str, Any]:
+    """Sweep the cell's trained run and write its sweeps, then ``cell.json``, under its lock."""
+    run = load_run(folder, device=device)
     with run_lock(folder):
         sweeps = sweep_cell(cell, run, device)
         for axis, result in sweeps.items():

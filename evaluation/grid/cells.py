@@ -10,11 +10,12 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from noise_envs._checks import check_choice
 
-__all__ = ["AXES", "TRAINERS", "Cell", "canonical_json"]
+__all__ = ["AXES", "TRAINERS", "Cell", "canonical_json", "ensemble_chunks"]
 
 AXES = ("model", "env")
 """What a sweep varies: the model's noise sigma, or the environment's observation noise."""
@@ -115,3 +116,25 @@ class Cell:
         train = {k: v for k, v in self.train.items() if k not in ("sigma", "seed")}
         shared = [self.task_id, self.task_kwargs, self.model_kind, model, self.trainer, train]
         return hashlib.sha256(canonical_json(shared).encode("utf-8")).hexdigest()[:HASH_LENGTH]
+
+    @property
+    def ensemble_ok(self) -> bool:
+        """Whether the cell can train as an ensemble member (a supervised CTRNN)."""
+        return self.trainer == "supervised" and self.model_kind == "ctrnn"
+
+
+def ensemble_chunks(cells: Sequence[Cell], size: int) -> list[list[Cell]]:
+    """The cells as training jobs: each group's cells in spec order, ``size`` at a time.
+
+    Cells that cannot train as ensemble members (feedforward, RL) are jobs of one. The chunks
+    depend on the spec alone, so a rerun after a stop meets the ensembles it left.
+    """
+    groups: dict[str, list[Cell]] = {}
+    for cell in cells:
+        key = cell.group if cell.ensemble_ok and size > 1 else cell.key
+        groups.setdefault(key, []).append(cell)
+    return [
+        members[start : start + size]
+        for members in groups.values()
+        for start in range(0, len(members), size)
+    ]

@@ -28,7 +28,7 @@ from agents.atomic import atomic_write_text
 from agents.errors import RunError
 from evaluation.grid.backends import BACKENDS, run_cells
 from evaluation.grid.cell_run import read_cell
-from evaluation.grid.cells import Cell
+from evaluation.grid.cells import Cell, ensemble_chunks
 from evaluation.grid.spec import GridSpec
 from evaluation.grid.summary import settings_table, write_table
 from noise_envs._checks import check_choice, check_positive_int
@@ -108,8 +108,12 @@ def run_grid(
     _write_grid_file(spec, cells, out_dir)
     records = {cell.key: read_cell(cell, out_dir / cell.folder_name) for cell in cells}
     skipped = [cell.folder_name for cell in cells if records[cell.key] is not None]
-    todo = [cell for cell in cells if records[cell.key] is None]
-    failures = _run(todo, records, out_dir, backend, workers, address, device, progress)
+    jobs = [
+        [cell for cell in chunk if records[cell.key] is None]
+        for chunk in ensemble_chunks(cells, spec.ensemble_size)
+    ]
+    jobs = [job for job in jobs if job]
+    failures = _run(jobs, records, out_dir, backend, workers, address, device, progress)
     rows = [row for cell in cells if records[cell.key] for row in records[cell.key]["rows"]]
     files = write_table(rows, out_dir / SUMMARY_FILE) if rows else []
     if rows:
@@ -131,7 +135,7 @@ def run_grid(
         out_dir=out_dir,
         cells=cells,
         rows=rows,
-        ran=[cell.folder_name for cell in todo],
+        ran=[cell.folder_name for job in jobs for cell in job],
         skipped=skipped,
         files=files,
         seconds=time.perf_counter() - tick,
@@ -139,7 +143,7 @@ def run_grid(
 
 
 def _run(
-    todo: Sequence[Cell],
+    todo: Sequence[Sequence[Cell]],
     records: dict[str, Any],
     out_dir: Path,
     backend: str,
@@ -148,20 +152,26 @@ def _run(
     device: str,
     progress: bool,
 ) -> list[str]:
-    """Run the cells still to do, filling ``records``; the failures as ``folder: error``."""
+    """Run the jobs still to do, filling ``records``; the failures as ``folder: error``."""
     failures: list[str] = []
     if not todo:
         return failures
-    jobs = [(cell.to_dict(), str(out_dir / cell.folder_name)) for cell in todo]
-    with tqdm(total=len(jobs), desc="grid cells", disable=None if progress else True) as bar:
+    jobs = [
+        ([cell.to_dict() for cell in job], [str(out_dir / cell.folder_name) for cell in job])
+        for job in todo
+    ]
+    total = sum(len(job) for job in todo)
+    with tqdm(total=total, desc="grid cells", disable=None if progress else True) as bar:
 
-        def done(job: tuple[dict[str, Any], str], record: Any, error: Any) -> None:
-            bar.update()
+        def done(job: Any, found: Any, error: Any) -> None:
+            bar.update(len(job[1]))
             if error is not None:
-                failures.append(f"{Path(job[1]).name}: {type(error).__name__}: {error}")
-                _logger.error("grid cell %s failed: %s", job[1], error)
+                names = ", ".join(Path(folder).name for folder in job[1])
+                failures.append(f"{names}: {type(error).__name__}: {error}")
+                _logger.error("grid cells %s failed: %s", names, error)
             else:
-                records[record["key"]] = record
+                for record in found:
+                    records[record["key"]] = record
 
         run_cells(jobs, done, backend=backend, workers=workers, address=address, device=device)
     return failures

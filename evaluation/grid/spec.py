@@ -130,6 +130,9 @@ class GridSpec:
     """Training options shared by every task, without ``sigma`` and ``seed``."""
     sweep: SweepSpec = dataclasses.field(default_factory=SweepSpec)
     """The sweep of every cell (a task's ``sweep`` overrides it)."""
+    ensemble_size: int = 1
+    """Cells that share task and architecture (supervised CTRNNs differing in placement, sigma
+    and seed) train together as one ensemble, this many at a time; 1 trains each alone."""
 
     def cells(self) -> list[Cell]:
         """Validate the whole spec and expand it into its cells, in a fixed order.
@@ -227,6 +230,9 @@ def _check_values(spec: GridSpec) -> None:
     for seed in spec.seeds:
         if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
             raise ValueError(f"grid spec: `seeds` has {seed!r}; seeds are integers >= 0")
+    size = spec.ensemble_size
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise ValueError(f"grid spec: `ensemble_size` must be an integer >= 1, got {size!r}")
 
 
 def _check_list(name: str, values: Sequence[Any]) -> None:

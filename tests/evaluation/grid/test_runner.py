@@ -12,6 +12,7 @@ import pytest
 
 from agents.runs import WEIGHTS_FILE
 from evaluation.grid.cell_run import CELL_FILE
+from evaluation.grid.cells import ensemble_chunks
 from evaluation.grid.runner import run_grid
 from evaluation.grid.spec import spec_from_dict
 from evaluation.grid.summary import read_table
@@ -79,7 +80,8 @@ def test_the_same_table_in_this_process(local_grid, tmp_path):
     assert again.ran == [] and len(again.skipped) == 12 and again.rows == result.rows
 
 
-def test_a_killed_runner_resumes_with_only_the_missing_cells(local_grid, tmp_path):
+@pytest.mark.parametrize("ensemble_size", [1, 4])
+def test_a_killed_runner_resumes_with_only_the_missing_cells(tmp_path, ensemble_size):
     out = tmp_path / "killed"
     script = (
         "import json, sys; from evaluation.grid import run_grid, spec_from_dict\n"
@@ -87,7 +89,10 @@ def test_a_killed_runner_resumes_with_only_the_missing_cells(local_grid, tmp_pat
         "    run_grid(spec_from_dict(json.loads(sys.argv[1])), sys.argv[2], progress=False,"
         " figures=False)\n"
     )
-    grid = GRID | {"training": {"iterations": 30, "batch_size": 8, "checkpoint_every": 5}}
+    grid = GRID | {
+        "training": {"iterations": 30, "batch_size": 8, "checkpoint_every": 5},
+        "ensemble_size": ensemble_size,
+    }
     process = subprocess.Popen(
         [sys.executable, "-c", script, json.dumps(grid), str(out)],
         cwd=REPO,
@@ -149,3 +154,30 @@ def test_bad_options_are_refused_before_anything_trains(tmp_path):
     with pytest.raises(ValueError, match="seeds"):
         run_grid(spec_from_dict(GRID | {"seeds": []}), tmp_path / "c")
     assert not (tmp_path / "c").exists()
+
+
+def test_cells_of_one_architecture_train_as_ensembles(local_grid, tmp_path):
+    """Four members per ensemble: each is the network its cell trains alone, up to rounding."""
+    result = run_grid(
+        spec_from_dict(GRID | {"ensemble_size": 4}), tmp_path, progress=False, figures=False
+    )
+    assert len(result.ran) == 12
+    for alone, together in zip(local_grid.rows, result.rows, strict=True):
+        assert alone["folder"] == together["folder"]
+        for name in ("metric_at_zero", "metric_at_sigma_star"):
+            assert together[name] == pytest.approx(alone[name], rel=1e-4), name
+    again = run_grid(
+        spec_from_dict(GRID | {"ensemble_size": 4}), tmp_path, progress=False, figures=False
+    )
+    assert again.ran == [] and again.rows == result.rows
+
+
+def test_ensemble_chunks_follow_the_spec_alone():
+    cells = spec_from_dict(GRID | {"train_obs_noise": [0.0, 0.1]}).cells()
+    chunks = ensemble_chunks(cells, 5)
+    assert [len(chunk) for chunk in chunks] == [5, 5, 2, 5, 5, 2]  # 12 cells per obs noise
+    assert all(len({cell.group for cell in chunk}) == 1 for chunk in chunks)
+    assert [cell for chunk in chunks for cell in chunk] == cells
+    assert [len(chunk) for chunk in ensemble_chunks(cells, 1)] == [1] * 24
+    mlp = spec_from_dict(GRID | {"model_kind": "noisy_mlp"}).cells()
+    assert [len(chunk) for chunk in ensemble_chunks(mlp, 4)] == [1] * 12
