@@ -23,6 +23,7 @@ SMALLER = {
     "train": ["--iterations", "3", "--batch-size", "8", "--hidden-size", "8"],
     "sweep": ["--episodes", "8"],
     "plot": [],
+    "recalibrate": ["--episodes", "8"],
     "analyze": [
         "--num-inputs", "2", "--num-levels", "3", "--steps", "40", "--burn-in", "10",
         "--replicas", "2", "--episodes", "4", "--bias-replicas", "2", "--num-initial", "4",
@@ -81,4 +82,5 @@ def test_the_smaller_budgets_are_options_of_their_command(command):
     from evaluation.cli import build_parser
 
     required = {"train": ["--out", "x"], "sweep": ["x"], "plot": ["x"], "analyze": ["x"]}
+    required["recalibrate"] = ["x", "--to-sigma", "0", "--out", "y"]
     build_parser().parse_args([command, *required.get(command, []), *SMALLER[command]])
