@@ -9,7 +9,15 @@ import numpy as np
 import torch
 from gymnasium import spaces
 
-from noise_envs._checks import check_choice, check_nonnegative, check_positive, check_positive_int
+from noise_envs._checks import (
+    MAX_NOISE,
+    check_at_most,
+    check_choice,
+    check_nonnegative,
+    check_positive,
+    check_positive_int,
+)
+from noise_envs._memory import check_memory
 from noise_envs.config import JsonConfig
 from noise_envs.core import Metric, OpenLoopEpisode, Task, TaskState
 from noise_envs.multitask_trials import (
@@ -68,6 +76,7 @@ class MultitaskConfig(JsonConfig):
         check_positive_int("ring_size", self.ring_size)
         check_positive("fixation_target", self.fixation_target)
         check_nonnegative("obs_noise", self.obs_noise)
+        check_at_most("obs_noise", self.obs_noise, MAX_NOISE)
 
     @property
     def task_names(self) -> tuple[str, ...]:
@@ -234,7 +243,12 @@ class MultitaskTask(Task[MultitaskState, MultitaskConfig]):
     id = "NoisyMultitask-v0"
     config_class = MultitaskConfig
     metrics = (
-        Metric("perf", higher_is_better=True, description="Yang's rule at the last step"),
+        Metric(
+            "perf",
+            higher_is_better=True,
+            description="Yang's rule at the last step",
+            bounds=(0.0, 1.0),
+        ),
         Metric("mse", higher_is_better=False, description="mask-weighted mean squared error"),
         Metric("task", higher_is_better=False, description="the trial's task index", label=True),
     )
@@ -297,6 +311,10 @@ class MultitaskTask(Task[MultitaskState, MultitaskConfig]):
         return OpenLoopEpisode(observations, targets, masks)
 
     def _initial(self, batch_size: int, rng: RandomSource, device: torch.device) -> MultitaskState:
+        # float32 bytes of a row's episode (observations, targets, masks per step) as a trainer
+        # makes it, plus the [T, stimulus, ring, R] intermediate of _observe_at.
+        row = 4 * self.horizon * (self.obs_size + 2 * self.action_size + 4 * self.config.ring_size)
+        check_memory("batch_size", batch_size, batch_size * row)
         draws = rng.uniform(batch_size, NUM_DRAWS, dtype=torch.float64).to(device)
         trials = draw_trials(draws, self._tasks, self._probabilities, self.config.dt)
         return MultitaskState(

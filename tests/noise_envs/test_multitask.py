@@ -422,6 +422,7 @@ def test_observation_noise_on_every_channel_and_never_clipped():
         ({"ring_size": 0}, r"`ring_size` must be an integer >= 1, got 0"),
         ({"ring_size": 8.5}, r"`ring_size` must be an integer >= 1"),
         ({"obs_noise": -0.1}, r"`obs_noise` must be >= 0"),
+        ({"obs_noise": 1e300}, r"`obs_noise` must be <= 1e\+06, got 1e\+300"),
         ({"fixation_target": 0.0}, r"`fixation_target` must be > 0"),
         ({"steps": 5}, r"unknown MultitaskConfig option 'steps'"),
     ],
@@ -429,3 +430,19 @@ def test_observation_noise_on_every_channel_and_never_clipped():
 def test_bad_options_raise_clear_errors(options, message):
     with pytest.raises(ValueError, match=message):
         make_task("NoisyMultitask-v0", **options)
+
+
+def test_a_batch_that_cannot_fit_is_refused_before_allocating(monkeypatch):
+    """The estimate: 4 bytes x horizon x (obs + target + mask + the 4 R ring intermediate)."""
+    task = MultitaskTask(tasks="fdgo", obs_noise=0.0)
+    row = 4 * task.horizon * (85 + 2 * 33 + 4 * 32)
+    monkeypatch.setenv("NOISE_ENVS_MEMORY_LIMIT", str(10 * row))
+    task.reset(10, generator=0)  # exactly at the limit: allowed
+    with pytest.raises(ValueError, match=r"`batch_size` = 11 would need about"):
+        task.reset(11, generator=0)
+
+
+def test_perf_is_bounded_and_task_is_a_label():
+    metrics = {metric.name: metric for metric in MultitaskTask.metrics}
+    assert metrics["perf"].bounds == (0.0, 1.0)
+    assert metrics["task"].label and not metrics["perf"].label
