@@ -32,6 +32,7 @@ from evaluation.plots.sweep import plot_sweep, save_figure
 from evaluation.stats import preference, preference_table
 from evaluation.sweep import sweep_noise
 from evaluation.sweep_result import SweepResult, summary_table
+from noise_envs.core import Metric
 from noise_envs.registration import TASKS, make_task
 
 __all__ = ["build_parser", "main"]
@@ -315,8 +316,7 @@ def _envs(args: argparse.Namespace) -> int:
         task = cls()
         summary = (cls.__doc__ or "").strip().splitlines()[0]
         metrics = ", ".join(
-            f"{m.name}{'*' if m.name == cls.primary_metric else ''} "
-            f"({'higher' if m.higher_is_better else 'lower'})"
+            f"{m.name}{'*' if m.name == cls.primary_metric else ''} ({_direction(m)})"
             for m in cls.metrics
         )
         print(f"{env_id:28s} {summary}")
@@ -325,6 +325,13 @@ def _envs(args: argparse.Namespace) -> int:
             f"horizon {task.horizon}; metrics: {metrics}"
         )
     return 0
+
+
+def _direction(metric: Metric) -> str:
+    """How ``envs`` describes a metric: its direction, or ``label`` for a per-episode label."""
+    if metric.label:
+        return "label"
+    return "higher" if metric.higher_is_better else "lower"
 
 
 # ---------------------------------------------------------------------------------------------
