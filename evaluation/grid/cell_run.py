@@ -283,7 +283,7 @@ def preference_rows(
     """One summary-table row per sweep axis: the cell's factors and its preference statistics."""
     rows = []
     for axis, result in sweeps.items():
-        pref = preference(result, seed=cell.sweep["seed"])
+        pref = preference(result, cell.sweep.get("metric"), seed=cell.sweep["seed"])
         rows.append(
             {
                 "cell": cell.key,

@@ -50,6 +50,20 @@ class GridSweep:
     result: SweepResult
     sigma_star: float
 
+    @property
+    def metric(self) -> str:
+        """The metric sigma* is judged on (the cell's, else the task's primary one)."""
+        return self.result.resolve_metric(self.cell.sweep.get("metric"))
+
+    def values(self) -> np.ndarray:
+        """Per-episode values ``[L, E]`` of :attr:`metric`."""
+        return self.result.values(self.metric)
+
+    @property
+    def higher_is_better(self) -> bool:
+        """Whether larger values of :attr:`metric` are better."""
+        return self.result.higher_is_better(self.metric)
+
 
 def load_grid_sweeps(cells: Sequence[Cell], out_dir: str | Path) -> list[GridSweep]:
     """The sweeps of every done cell of ``cells`` in ``out_dir`` (cells not done are left out)."""
@@ -60,7 +74,8 @@ def load_grid_sweeps(cells: Sequence[Cell], out_dir: str | Path) -> list[GridSwe
             continue
         for axis in cell.sweep["axes"]:
             result = SweepResult.from_csv(folder / SWEEP_FILES[axis])
-            found.append(GridSweep(cell, axis, result, result.best_level()))
+            metric = result.resolve_metric(cell.sweep.get("metric"))
+            found.append(GridSweep(cell, axis, result, result.best_level(metric)))
     return found
 
 
@@ -81,9 +96,9 @@ def _seed_band(group: Sequence[GridSweep]) -> tuple[np.ndarray, np.ndarray, np.n
     """Levels, mean over seeds, and the 95% interval of that mean (episodes' if one seed)."""
     levels = group[0].result.levels
     if len(group) == 1:
-        summary = group[0].result.summary()
+        summary = group[0].result.summary(group[0].metric)
         return levels, summary.mean, summary.ci_low, summary.ci_high
-    means = np.stack([g.result.values().mean(axis=1) for g in group])
+    means = np.stack([g.values().mean(axis=1) for g in group])
     mean = means.mean(axis=0)
     half = _Z95 * means.std(axis=0, ddof=1) / math.sqrt(len(group))
     return levels, mean, mean - half, mean + half
@@ -104,7 +119,7 @@ def plot_grid_curves(sweeps: Sequence[GridSweep]) -> Figure:
     axes = figure.subplots(1, len(placements), sharey=True, squeeze=False)[0]
     first = sweeps[0]
     several_obs = len({s.cell.train_obs_noise for s in sweeps}) > 1
-    positive = all((s.result.values() > 0).all() for s in sweeps)
+    positive = all((s.values() > 0).all() for s in sweeps)
     for ax, placement in zip(axes, placements, strict=True):
         for key, group in _groups(sweeps, placement).items():
             levels, mean, low, high = _seed_band(group)
@@ -112,7 +127,7 @@ def plot_grid_curves(sweeps: Sequence[GridSweep]) -> Figure:
                 levels, mean, marker="o", markersize=3, label=_curve_label(key, several_obs)
             )
             ax.fill_between(levels, low, high, color=line.get_color(), alpha=0.2)
-            best = int(np.argmax(mean) if first.result.higher_is_better() else np.argmin(mean))
+            best = int(np.argmax(mean) if first.higher_is_better else np.argmin(mean))
             ax.plot(levels[best], mean[best], "*", color=line.get_color(), markersize=12)
             if first.axis == "model":
                 ax.axvline(key[0], color=line.get_color(), linestyle="--", linewidth=0.8)
@@ -121,11 +136,11 @@ def plot_grid_curves(sweeps: Sequence[GridSweep]) -> Figure:
             f"noise-{placement} ({seeds} seed{'s' if seeds > 1 else ''})", fontsize="medium"
         )
         ax.set_xlabel(_AXIS_LABEL[first.axis])
-        if positive and not first.result.higher_is_better():
+        if positive and not first.higher_is_better:
             ax.set_yscale("log")
         ax.legend(fontsize="x-small", title="star: best; band: 95% CI", title_fontsize="x-small")
-    direction = "higher" if first.result.higher_is_better() else "lower"
-    axes[0].set_ylabel(f"{first.result.primary_metric} ({direction} is better)")
+    direction = "higher" if first.higher_is_better else "lower"
+    axes[0].set_ylabel(f"{first.metric} ({direction} is better)")
     figure.suptitle(f"{first.cell.label}: metric against test noise ({first.axis} axis)")
     return figure
 
@@ -135,7 +150,7 @@ def plot_grid_heatmap(sweeps: Sequence[GridSweep]) -> Figure:
     placements = _placements(sweeps)
     figure = Figure(figsize=(5.0 * len(placements), 3.6), layout="constrained")
     axes = figure.subplots(1, len(placements), squeeze=False)[0]
-    higher = sweeps[0].result.higher_is_better()
+    higher = sweeps[0].higher_is_better
     for ax, placement in zip(axes, placements, strict=True):
         groups = _groups(sweeps, placement)
         levels = next(iter(groups.values()))[0].result.levels

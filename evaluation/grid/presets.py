@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 from evaluation.grid.spec import GridSpec, SweepSpec, TaskSpec
 from noise_envs._checks import check_choice
+from noise_envs.multitask import YANG_INPUT_NOISE
 
 __all__ = ["PRESETS", "SCALES", "preset", "preset_names"]
 
@@ -186,8 +187,12 @@ def rl_regulator(scale: str) -> GridSpec:
 
 
 def multitask(scale: str) -> GridSpec:
-    """Yang et al. 2019's suite: three tasks at quick scale (64 units), all 20 at paper scale."""
-    subset = ("fdgo", "reactgo", "delaygo")
+    """Yang et al. 2019's suite: fdgo, reactgo and fdanti at quick scale, all 20 at paper scale.
+
+    64 softplus units with Yang's sigmoid read-out and ``0.5 I`` start, per-step sigma (the
+    paper's convention), judged on ``mse``: ``perf`` sits at its ceiling up to the training noise.
+    """
+    subset = ("fdgo", "reactgo", "fdanti")
     spec = _ctrnn(
         TaskSpec(id="NoisyMultitask-v0", label="multitask", options={"tasks": subset}),
         {
@@ -195,21 +200,21 @@ def multitask(scale: str) -> GridSpec:
             "activation": "softplus",
             "dt": 20.0,
             "tau": 100.0,
-            "noise_scaling": "sqrt_2_over_gamma",
             "readout": "sigmoid",
             "recurrent_init": "identity",
-            "recurrent_scale": 0.5,
         },
-        {"iterations": 300, "batch_size": 64, "learning_rate": 1e-3},
-        train_sigmas=(0.05, 0.1),
+        {"iterations": 400, "batch_size": 64, "learning_rate": 3e-3},
+        train_sigmas=(1.0, 2.0),
         seeds=(0,),
-        train_obs_noise=(0.0,),
-        sweep=SweepSpec(test_sigmas=(0.0, 0.025, 0.05, 0.1, 0.15, 0.2), episodes=64),
+        train_obs_noise=(YANG_INPUT_NOISE,),  # the suite's own input noise
+        sweep=SweepSpec(
+            test_sigmas=(0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0), episodes=128, metric="mse"
+        ),
     )
     if scale == "paper":
         task = dataclasses.replace(spec.tasks[0], options={})
         spec = dataclasses.replace(spec, tasks=(task,), model=dict(spec.model, hidden_size=256))
-    return _scaled(spec, scale, (0.05, 0.1, 0.2))
+    return _scaled(spec, scale, (0.5, 1.0, 2.0, 4.0))
 
 
 PRESETS: dict[str, Callable[[str], GridSpec]] = {

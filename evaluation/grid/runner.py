@@ -54,6 +54,8 @@ class GridResult:
         skipped: the folder names of the cells already done.
         files: the summary, settings and figure files written.
         seconds: the runner's wall time.
+        cell_seconds: the time each done cell took to train and sweep (as recorded when it was
+            done, in whichever run), summed.
     """
 
     out_dir: Path
@@ -63,6 +65,7 @@ class GridResult:
     skipped: list[str]
     files: list[Path]
     seconds: float
+    cell_seconds: float = 0.0
 
     def settings_table(self) -> str:
         """The per-setting verdicts over seeds, as text."""
@@ -139,6 +142,7 @@ def run_grid(
         skipped=skipped,
         files=files,
         seconds=time.perf_counter() - tick,
+        cell_seconds=sum(float(r.get("seconds", 0.0)) for r in records.values() if r),
     )
 
 

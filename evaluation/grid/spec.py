@@ -76,6 +76,8 @@ class SweepSpec:
     """Episodes per test level."""
     seed: int = 0
     """Seed of the sweep's random numbers (common across levels)."""
+    metric: str | None = None
+    """The metric sigma* is judged on (default: the task's primary metric)."""
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -301,6 +303,11 @@ def _task_cells(spec: GridSpec, task: TaskSpec, entry: str) -> list[Cell]:
     _check_reserved(f"{entry}.model", task.model, RESERVED_MODEL)
     _check_reserved(f"{entry}.training", task.training, RESERVED_TRAINING)
     sweep = _task_sweep(spec.sweep, task, entry)
+    metrics = [metric.name for metric in cls.metrics if not getattr(metric, "label", False)]
+    if sweep.metric is not None and sweep.metric not in metrics:
+        raise ValueError(
+            f"grid spec: `{entry}.sweep.metric` is {sweep.metric!r}; {cls.id} reports {metrics}"
+        )
     task_kwargs = {}
     for obs_noise in spec.train_obs_noise:
         options = dict(task.options) | {"obs_noise": obs_noise}
@@ -324,10 +331,18 @@ def _task_cells(spec: GridSpec, task: TaskSpec, entry: str) -> list[Cell]:
                 model=model,
                 trainer=spec.trainer,
                 train=train,
-                sweep=dataclasses.asdict(sweep),
+                sweep=_sweep_dict(sweep),
             )
         )
     return cells
+
+
+def _sweep_dict(sweep: SweepSpec) -> dict[str, Any]:
+    """The sweep as a cell holds it; no ``metric`` key for the default (older cells' hashes)."""
+    values = dataclasses.asdict(sweep)
+    if values["metric"] is None:
+        del values["metric"]
+    return values
 
 
 def _task_sweep(base: SweepSpec, task: TaskSpec, entry: str) -> SweepSpec:

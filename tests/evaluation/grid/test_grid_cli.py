@@ -118,7 +118,8 @@ def test_results_section_and_readme_markers(tmp_path):
     rows = [line for line in text.splitlines() if line.startswith("| fa |")]
     assert [row.split("|")[2].strip() for row in rows] == ["in", "out"]
     assert "![fa: sigma* against training sigma](fa/function_approx-model-sigma_star.png)" in text
-    assert "CPUs" in text and "min in all" in text
+    assert "CPUs" in text and "min to train and sweep" in text
+    assert result.cell_seconds > 0
     readme = f"# Title\n{BEGIN}\nold\n{END}\nrest\n"
     assert replace_section(readme, text) == f"# Title\n{BEGIN}\n{text}{END}\nrest\n"
     with pytest.raises(ValueError, match="no <!-- grid-results -->"):

@@ -98,6 +98,7 @@ def test_the_example_spec_is_valid():
         ({"sweep": {"axes": ["model", "brain"]}}, r"sweep\.axes` has 'brain'"),
         ({"sweep": {"episodes": 0}}, r"sweep\.episodes` must be an integer >= 1"),
         ({"sweep": {"levels": [0]}}, r"sweep: unknown key 'levels'"),
+        ({"sweep": {"metric": "score"}}, r"sweep\.metric` is 'score'; .* reports \['mse'\]"),
         ({"model": {"hidden_size": 0}}, r"tasks\[0\]\.model: .*hidden_size"),
         ({"model": {"placement": "in"}}, r"`model\.placement` is set by the grid"),
         ({"training": {"sigma": 0.5}}, r"`training\.sigma` is set by the grid"),
