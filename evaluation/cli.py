@@ -28,11 +28,15 @@ from agents.sb3.config import RL_ALGOS, CTRNNPolicyConfig, MLPPolicyConfig, RLTr
 from agents.supervised import TrainConfig, train_run
 from evaluation._argparse import add_config_arguments
 from evaluation.demo import PlacementConfig, compare_placements, demo_verdicts, write_demo_outputs
+from evaluation.plots.multitask import FAMILIES, by_task_table, plot_perf_by_task, plot_trials
 from evaluation.plots.sweep import plot_sweep, save_figure
 from evaluation.stats import preference, preference_table
 from evaluation.sweep import sweep_noise
 from evaluation.sweep_result import SweepResult, summary_table
+from noise_envs._checks import check_choice
 from noise_envs.core import Metric
+from noise_envs.multitask import MultitaskTask
+from noise_envs.multitask_trials import ALIASES, TASK_NAMES, resolve_task_name
 from noise_envs.registration import TASKS, make_task
 
 __all__ = ["build_parser", "main"]
@@ -48,6 +52,7 @@ network performs best at.
   noisepref train --algo recurrent_ppo --help   each algorithm's own options and defaults
   noisepref sweep runs/in                 sweep its test noise, print the preference
   noisepref plot runs/in runs/out --out noise.png
+  noisepref trials runs/mt --task fdgo,dm1 --out trials.png   multitask trials and outputs
   noisepref analyze runs/in runs/out      explain the preference: shifts, bias, kink occupancy
   noisepref grid examples/grid.toml --out grid_output --workers 2   a whole experiment grid
   noisepref reproduce function_approx --scale quick   the README's results, one task
@@ -143,6 +148,7 @@ def build_parser(algo: str = "supervised") -> argparse.ArgumentParser:
     _add_grid(commands)
     _add_reproduce(commands)
     _add_recalibrate(commands)
+    _add_trials(commands)
     return parser
 
 
@@ -575,6 +581,8 @@ def _sweep(args: argparse.Namespace) -> int:
         summary_table({label: result}, metric=metric),
         preference_table({label: preference(result, metric)}, {label: noise.mean}),
     ]
+    if result.task_id == MultitaskTask.id and "task" in result.metrics:
+        tables.append(by_task_table(result, metric))
     path = result.to_csv(out)
     print("\n\n".join(tables))
     print(f"\nwrote {path}")
@@ -610,6 +618,11 @@ def _add_plot(commands: Any) -> None:
         help="log-scale the metric axis (default: linear for bounded metrics, log for errors)",
     )
     scale.add_argument("--linear-y", dest="log_y", action="store_false", help="linear metric axis")
+    parser.add_argument(
+        "--by-task",
+        action="store_true",
+        help="one sweep of NoisyMultitask-v0: one small panel per task and the mean over tasks",
+    )
 
 
 def _read_sweep(path: Path) -> SweepResult:
@@ -638,9 +651,28 @@ def _plot(args: argparse.Namespace) -> int:
             train_sigma[label] = training_noise(_load_run(path, "cpu").train_config).mean
     for result in results.values():
         result.resolve_metric(args.metric)  # checked before drawing anything
+    if args.by_task:
+        return _plot_by_task(args, results, train_sigma)
     figure = plot_sweep(
         results, metric=args.metric, train_sigma=train_sigma or None, log_y=args.log_y
     )
+    print(f"wrote {save_figure(figure, args.out)}")
+    return 0
+
+
+def _plot_by_task(
+    args: argparse.Namespace, results: dict[str, SweepResult], train_sigma: dict[str, float]
+) -> int:
+    if len(results) != 1:
+        raise ValueError(f"`--by-task` draws one sweep, got {len(results)}: {list(results)}")
+    (label, result), path = next(iter(results.items())), args.sweeps[0]
+    if "task" not in result.metrics:
+        raise ValueError(
+            f"`--by-task` needs a sweep with the trials' `task` label (a {MultitaskTask.id} "
+            f"run), but {path} ({result.task_id}) has only {sorted(result.metrics)}"
+        )
+    metric = result.resolve_metric(args.metric)
+    figure = plot_perf_by_task(result, train_sigma.get(label), metric)
     print(f"wrote {save_figure(figure, args.out)}")
     return 0
 
@@ -1038,6 +1070,115 @@ def _reproduce(args: argparse.Namespace) -> int:
         atomic_write_text(args.readme, text)
         print(f"wrote the results section of {args.readme}")
     return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# trials (NoisyMultitask-v0)
+
+
+def _add_trials(commands: Any) -> None:
+    parser = _add_command(
+        commands,
+        "trials",
+        _trials,
+        help=f"draw {MultitaskTask.id} trials: inputs, targets and a run's outputs over time",
+        description=(
+            f"Draw one trial of each chosen {MultitaskTask.id} task, a column each: the fixation "
+            "input, target and output, input rings 1 and 2, the target ring and the network's "
+            "output ring as heat maps (units against time); grey marks unscored steps. With "
+            "RUN, the run's network acts at its training noise (or --sigma) in the run's task "
+            "options (dt, ring size); without RUN (or with --env-only), inputs and targets only."
+        ),
+    )
+    parser.add_argument(
+        "run", nargs="?", type=_path, help=f"a {MultitaskTask.id} run folder (optional)"
+    )
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument(
+        "--task",
+        type=_task_names,
+        help="comma-separated task names or neurogym aliases, e.g. fdgo,dm1,dms",
+    )
+    which.add_argument(
+        "--family", choices=FAMILIES, help="the tasks of one family of Yang et al.'s Fig. 1"
+    )
+    parser.add_argument(
+        "--out",
+        type=_path,
+        default=Path("trials.png"),
+        help="figure to write; its extension names the format (default: trials.png)",
+    )
+    parser.add_argument(
+        "--sigma", type=float, help="the network's noise level (default: its training noise)"
+    )
+    parser.add_argument(
+        "--seed", type=_nonnegative_int, default=0, help="seed of the trials and the noise"
+    )
+    parser.add_argument(
+        "--obs-noise",
+        type=float,
+        default=0.0,
+        help="input noise of the trials (default: 0, clean inputs)",
+    )
+    parser.add_argument("--dt", type=float, help="time step in ms without RUN (default: 20)")
+    parser.add_argument(
+        "--env-only", action="store_true", help="inputs and targets only, even with RUN"
+    )
+    _common(parser)
+
+
+def _task_names(text: str) -> list[str]:
+    """Comma-separated task names, each one of the suite's or an alias."""
+    names = [item.strip() for item in text.split(",") if item.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError(f"must name at least one task, got {text!r}")
+    for name in names:
+        if resolve_task_name(name) is None:
+            try:
+                check_choice("--task", name, (*TASK_NAMES, *ALIASES))
+            except ValueError as error:
+                raise argparse.ArgumentTypeError(str(error)) from None
+    return [resolve_task_name(name) for name in names]
+
+
+def _trials(args: argparse.Namespace) -> int:
+    _check_output(args.out, "--out", folder=False)
+    names = list(FAMILIES[args.family]) if args.family else args.task
+    options: dict[str, Any] = {"dt": args.dt} if args.dt is not None else {}
+    policy, sigma = None, 0.0
+    if args.run is not None:
+        if args.dt is not None:
+            raise ValueError("`--dt` is the run's own with RUN; give it only without RUN")
+        run = _load_run(args.run, args.device)
+        if run.task_id != MultitaskTask.id:
+            raise ValueError(f"{args.run} is a {run.task_id} run; trials draws {MultitaskTask.id}")
+        options = dict(run.task_kwargs)
+        if not args.env_only:
+            policy, sigma = run.model, training_noise(run.train_config).mean
+            _warn_untrained_tasks(names, run.task())
+    if args.sigma is not None:
+        if policy is None:
+            raise ValueError("`--sigma` sets a network's noise: give a RUN (without --env-only)")
+        sigma = args.sigma
+    figure = plot_trials(
+        names,
+        policy,
+        sigma=sigma,
+        seed=args.seed,
+        obs_noise=args.obs_noise,
+        task_options=options,
+        device=args.device,
+    )
+    path = save_figure(figure, args.out)
+    shown = f"the network's outputs at sigma {sigma:g}" if policy is not None else "no network"
+    print(f"wrote {path} ({', '.join(names)}; {shown})")
+    return 0
+
+
+def _warn_untrained_tasks(names: list[str], task: MultitaskTask) -> None:
+    untrained = [name for name in names if name not in task.task_names]
+    if untrained:
+        _warn("trials", f"the run was not trained on {', '.join(untrained)}")
 
 
 if __name__ == "__main__":

@@ -8,7 +8,8 @@ small multiples, one panel per task.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -16,12 +17,12 @@ from matplotlib.figure import Figure
 
 from agents.policy import Policy
 from agents.rollout import rollout
-from evaluation.sweep_result import SweepResult
+from evaluation.sweep_result import SweepResult, format_rows
 from noise_envs._checks import check_choice
 from noise_envs.multitask import MultitaskTask
 from noise_envs.multitask_trials import ALIASES, TASK_NAMES, resolve_task_name
 
-__all__ = ["FAMILIES", "perf_by_task", "plot_perf_by_task", "plot_trials"]
+__all__ = ["FAMILIES", "by_task_table", "perf_by_task", "plot_perf_by_task", "plot_trials"]
 
 FAMILIES: dict[str, tuple[str, ...]] = {
     "go": ("fdgo", "reactgo", "delaygo"),
@@ -41,8 +42,10 @@ def plot_trials(
     *,
     sigma: float = 0.0,
     seed: int = 0,
-    dt: float = 20.0,
+    dt: float | None = None,
     obs_noise: float = 0.0,
+    task_options: Mapping[str, Any] | None = None,
+    device: torch.device | str = "cpu",
 ) -> Figure:
     """One trial of each task in ``names``, a column each: inputs, targets and outputs over time.
 
@@ -55,15 +58,23 @@ def plot_trials(
         policy: a network for the suite (85 inputs, 33 outputs at the default ring), or None.
         sigma: the policy's noise level.
         seed: seed of the trials and the policy's noise.
-        dt: time step (ms).
+        dt: time step (ms); None: ``task_options``' or the default 20 ms.
         obs_noise: input noise of the trials.
+        task_options: other :class:`~noise_envs.multitask.MultitaskConfig` options, e.g. a
+            run's ``task_kwargs`` (its ``tasks`` and ``task_weights`` are replaced).
+        device: where the policy runs.
     """
     names = [_canonical(name) for name in names]
+    options = {**(task_options or {}), "obs_noise": obs_noise}
+    options.pop("task_weights", None)
+    if dt is not None:
+        options["dt"] = dt
+    dt = float(options.get("dt", 20.0))
     rows = _ROWS if policy is not None else _ROWS[:-1]
     figure = Figure(figsize=(3.2 * len(names), 1.6 * len(rows)), layout="constrained")
     axes = figure.subplots(len(rows), len(names), squeeze=False, sharey="row")
     for column, name in enumerate(names):
-        trace = _trace(name, policy, sigma, seed, dt, obs_noise)
+        trace = _trace(MultitaskTask(**{**options, "tasks": name}), policy, sigma, seed, device)
         _draw_column(axes[:, column], trace, dt, len(rows))
         axes[0, column].set_title(f"{name} (rule {TASK_NAMES.index(name)})")
     for row, label in enumerate(rows):
@@ -73,11 +84,11 @@ def plot_trials(
     return figure
 
 
-def perf_by_task(sweep: SweepResult) -> dict[str, np.ndarray]:
-    """Mean ``perf`` at each test level ``[L]`` of every task the sweep drew, by task name."""
-    for metric in ("perf", "task"):
-        check_choice("sweep metric", metric, sweep.metrics)
-    perf, task = sweep.values("perf"), sweep.values("task").astype(int)
+def perf_by_task(sweep: SweepResult, metric: str = "perf") -> dict[str, np.ndarray]:
+    """Mean ``metric`` at each test level ``[L]`` of every task the sweep drew, by task name."""
+    for name in (metric, "task"):
+        check_choice("sweep metric", name, sweep.metrics)
+    perf, task = sweep.values(metric), sweep.values("task").astype(int)
     table = {}
     for index in np.unique(task):
         chosen = task == index
@@ -87,9 +98,24 @@ def perf_by_task(sweep: SweepResult) -> dict[str, np.ndarray]:
     return table
 
 
-def plot_perf_by_task(sweep: SweepResult, train_sigma: float | None = None) -> Figure:
-    """``perf`` against test noise, one small panel per task, and the mean over tasks."""
-    table = perf_by_task(sweep)
+def by_task_table(sweep: SweepResult, metric: str = "perf") -> str:
+    """A text table of ``metric``'s mean per task (rows) and test level (columns).
+
+    The last row is the mean over tasks: each task counts once, however often it was drawn.
+    """
+    table = perf_by_task(sweep, metric)
+    mean = np.mean(list(table.values()), axis=0)
+    rows = [["task", *(f"{level:g}" for level in sweep.levels)]]
+    for name, values in [*table.items(), ("mean over tasks", mean)]:
+        rows.append([name, *(f"{value:.3f}" for value in values)])
+    return f"{metric} by task (mean per test noise level sigma)\n" + format_rows(rows)
+
+
+def plot_perf_by_task(
+    sweep: SweepResult, train_sigma: float | None = None, metric: str = "perf"
+) -> Figure:
+    """``metric`` against test noise, one small panel per task, and the mean over tasks."""
+    table = perf_by_task(sweep, metric)
     panels = [*table.items(), ("mean over tasks", np.mean(list(table.values()), axis=0))]
     columns = min(5, len(panels))
     rows = math.ceil(len(panels) / columns)
@@ -100,11 +126,12 @@ def plot_perf_by_task(sweep: SweepResult, train_sigma: float | None = None) -> F
         if train_sigma is not None:
             axis.axvline(train_sigma, color="grey", linestyle=":", linewidth=1)
         axis.set_title(name, fontsize=9)
-        axis.set_ylim(-0.05, 1.05)
+        if metric == "perf":
+            axis.set_ylim(-0.05, 1.05)
     for axis in axes.flat[len(panels) :]:
         axis.set_visible(False)
     figure.supxlabel("test noise sigma")
-    figure.supylabel("perf")
+    figure.supylabel(metric)
     return figure
 
 
@@ -115,9 +142,8 @@ def _canonical(name: str) -> str:
     return canonical
 
 
-def _trace(name, policy, sigma, seed, dt, obs_noise) -> dict[str, np.ndarray]:
-    """Observations, targets, masks and outputs ``[T, ...]`` of one trial of ``name``."""
-    task = MultitaskTask(tasks=name, dt=dt, obs_noise=obs_noise)
+def _trace(task, policy, sigma, seed, device) -> dict[str, np.ndarray]:
+    """Observations, targets, masks and outputs ``[T, ...]`` of one trial of ``task``."""
     episode = task.open_loop_episode(1, generator=seed)
     trace = {
         "obs": episode.observations[:, 0].numpy(),
@@ -133,9 +159,10 @@ def _trace(name, policy, sigma, seed, dt, obs_noise) -> dict[str, np.ndarray]:
                 sigma=sigma,
                 env_rng=seed,
                 noise=torch.Generator().manual_seed(seed),
+                device=device,
                 record=True,
             )
-        trace["output"] = result.actions[:, 0].numpy()
+        trace["output"] = result.actions[:, 0].cpu().numpy()
     return trace
 
 
