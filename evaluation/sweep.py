@@ -29,7 +29,7 @@ from noise_envs.random import RandomSource
 
 # SweepResult, LevelSummary, check_levels and summary_table live in evaluation.sweep_result; they
 # are importable from here as they were in 0.1.0.
-__all__ = ["sweep_noise"]
+__all__ = ["check_finite_metrics", "sweep_noise"]
 
 
 def sweep_noise(
@@ -70,6 +70,10 @@ def sweep_noise(
     Returns:
         The per-episode metrics ``[L, E]`` of every metric the task reports.
 
+    Raises:
+        ValueError: for bad arguments, and when a metric is NaN or infinite at some level (the
+            model's outputs are not finite), naming the metric and those levels.
+
     Example:
         >>> from agents import CTRNN, CTRNNConfig
         >>> from noise_envs import make_task
@@ -94,6 +98,7 @@ def sweep_noise(
     metrics = {name: np.concatenate([part[name] for part in parts], axis=1) for name in parts[0]}
     directions = _directions(task, metrics)
     metrics = {name: values for name, values in metrics.items() if name in directions}
+    check_finite_metrics(metrics, levels)
     return SweepResult(
         task_id=task.id,
         levels=levels,
@@ -131,6 +136,27 @@ def _run_chunk(
         name: value.detach().to("cpu", torch.float64).numpy().reshape(num_levels, episodes)
         for name, value in result.metrics.items()
     }
+
+
+def check_finite_metrics(metrics: dict[str, np.ndarray], levels: np.ndarray) -> None:
+    """Refuse a sweep whose metrics ``{name: [L, E]}`` hold NaN or infinite values.
+
+    A diverged model (NaN weights) or activity that overflows at high noise gives NaN metrics,
+    whose means would silently make the first level the best one.
+
+    Raises:
+        ValueError: naming the first such metric and the levels where it is not finite.
+    """
+    for name, values in metrics.items():
+        bad = ~np.isfinite(values).all(axis=1)
+        if bad.any():
+            shown = ", ".join(f"{level:g}" for level in levels[bad][:8])
+            more = f" ({int(bad.sum())} of {levels.size} levels)" if bad.sum() > 8 else ""
+            raise ValueError(
+                f"the model's outputs are not finite: metric {name!r} is NaN or infinite at "
+                f"levels [{shown}]{more}; check the model's weights for NaN/inf (a diverged "
+                "training) or sweep lower noise levels"
+            )
 
 
 def _directions(task: Task, names: Iterable[str]) -> dict[str, bool]:

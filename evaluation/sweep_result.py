@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from agents.atomic import atomic_write_text
-from noise_envs._checks import check_choice, check_in_range
+from noise_envs._checks import MAX_NOISE, check_choice, check_in_range
 
 __all__ = [
     "LevelSummary",
@@ -254,7 +254,8 @@ def check_levels(levels: Sequence[float] | np.ndarray | torch.Tensor) -> np.ndar
     """Validate test noise levels and return them as a sorted float64 array ``[L]``.
 
     Raises:
-        ValueError: if ``levels`` is not a non-empty 1-D sequence of finite numbers >= 0.
+        ValueError: if ``levels`` is not a non-empty 1-D sequence of finite numbers in
+            ``[0, MAX_NOISE]``.
     """
     if isinstance(levels, torch.Tensor):
         levels = levels.detach().cpu().numpy()
@@ -268,6 +269,11 @@ def check_levels(levels: Sequence[float] | np.ndarray | torch.Tensor) -> np.ndar
         raise ValueError(f"`levels` must be finite, got {array.tolist()}")
     if (array < 0).any():
         raise ValueError(f"`levels` must be >= 0, got {array.tolist()}")
+    if (array > MAX_NOISE).any():
+        too_large = array[array > MAX_NOISE].tolist()
+        raise ValueError(
+            f"`levels` must be <= {MAX_NOISE:g} (the largest noise level), got {too_large}"
+        )
     return np.sort(array, kind="stable")
 
 

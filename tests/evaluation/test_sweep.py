@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from agents import CTRNN, CTRNNConfig
-from evaluation.sweep import sweep_noise
+from evaluation.sweep import check_finite_metrics, sweep_noise
 from evaluation.sweep_result import SweepResult, best_level_index, check_levels, summary_table
 from noise_envs import FunctionApproxTask, make_task
 
@@ -210,6 +210,58 @@ def test_bad_levels_are_rejected(levels, message, task):
 
 def test_check_levels_accepts_tensors_and_sorts():
     np.testing.assert_array_equal(check_levels(torch.tensor([0.5, 0.0])), [0.0, 0.5])
+
+
+def test_levels_above_the_largest_noise_are_refused_before_any_rollout(task):
+    """1e30 is refused by check_levels naming `levels` (not `sigma` from inside the rollout)."""
+    with pytest.raises(ValueError, match=r"`levels` must be <= 1e\+06 .*got \[1e\+30\]$"):
+        check_levels([0.0, 1e30])
+    with pytest.raises(ValueError, match=r"^`levels` must be <= 1e\+06"):
+        sweep_noise(BiasedOracle(task), task, [0.0, 1e30], episodes=1)
+    np.testing.assert_array_equal(check_levels([1e6, 0.0]), [0.0, 1e6])  # the bound itself is ok
+
+
+class NaNAbove:
+    """The task's target, but NaN in rows whose noise level exceeds ``threshold``."""
+
+    def __init__(self, task: FunctionApproxTask, threshold: float) -> None:
+        self.task, self.threshold = task, threshold
+
+    def initial_state(self, batch_size, device="cpu"):
+        return torch.zeros(batch_size, 1, device=device)
+
+    def step(self, obs, state, sigma=0.0, noise=None):
+        sigma = torch.as_tensor(sigma, dtype=obs.dtype).expand(obs.shape[0])
+        output = self.task.target_of(obs).clone()
+        output[sigma > self.threshold] = math.nan
+        return output, state
+
+
+def test_non_finite_metrics_are_an_error_naming_the_metric_and_levels(task):
+    """NaN outputs at levels 1 and 2 only: the error names 'mse' and exactly those levels."""
+    with pytest.raises(
+        ValueError,
+        match=r"^the model's outputs are not finite: metric 'mse' is NaN or infinite at levels "
+        r"\[1, 2\];",
+    ):
+        sweep_noise(NaNAbove(task, 0.6), task, [2.0, 0.0, 0.5, 1.0], episodes=3)
+    finite = sweep_noise(NaNAbove(task, 10.0), task, [0.0, 1.0], episodes=3)
+    np.testing.assert_array_equal(finite.values("mse"), 0.0)  # the target itself: mse 0
+
+
+def test_a_diverged_ctrnn_sweep_is_refused(task, ctrnn):
+    """NaN weights (a diverged training) no longer report sigma* = 0 silently."""
+    with torch.no_grad():
+        ctrnn.W_out.fill_(math.nan)
+    with pytest.raises(ValueError, match=r"not finite: metric 'mse' .* levels \[0, 0\.5\]"):
+        sweep_noise(ctrnn, task, [0.0, 0.5], episodes=2)
+
+
+def test_check_finite_metrics_lists_at_most_eight_levels():
+    """Twenty bad levels: eight shown and the count given."""
+    levels = np.arange(20.0)
+    with pytest.raises(ValueError, match=r"levels \[0, 1, 2, 3, 4, 5, 6, 7\] \(20 of 20 levels\)"):
+        check_finite_metrics({"mse": np.full((20, 2), math.inf)}, levels)
 
 
 @pytest.mark.parametrize(
