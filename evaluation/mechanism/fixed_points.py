@@ -18,7 +18,7 @@ import dataclasses
 import torch
 from torch import nn
 
-from agents.ctrnn import CTRNN
+from agents.ctrnn import CTRNN, READOUTS
 from noise_envs._checks import check_positive, check_positive_int, check_shape
 
 __all__ = ["FixedPoint", "NoiseFreeRNN", "find_fixed_points", "sample_states"]
@@ -31,7 +31,7 @@ class FixedPoint:
     state: torch.Tensor
     """The hidden state ``h*`` ``[N]``."""
     output: torch.Tensor
-    """The read-out ``W_out h* + b_out`` ``[O]``."""
+    """The read-out ``g(W_out h* + b_out)`` ``[O]`` (``g`` the model's ``readout``)."""
     eigenvalues: torch.Tensor
     """Eigenvalues of the map's Jacobian at ``h*`` ``[N]`` (complex), by decreasing modulus."""
     stable: bool
@@ -61,6 +61,7 @@ class _Map:
         )
         self.drive = U @ inputs.to(torch.float64) + b
         self.activation = model.activation
+        self.readout = READOUTS[model.config.readout]
         self.gamma = model.config.gamma
 
     def residual(self, h: torch.Tensor) -> torch.Tensor:
@@ -177,7 +178,7 @@ def _classify(system: _Map, states: torch.Tensor) -> list[FixedPoint]:
     order = eigenvalues.abs().argsort(dim=-1, descending=True)
     eigenvalues = eigenvalues.gather(-1, order)
     residuals = system.residual(states).abs().amax(-1)
-    outputs = states @ system.W_out.T + system.b_out
+    outputs = system.readout(states @ system.W_out.T + system.b_out)
     return [
         FixedPoint(
             state=h,

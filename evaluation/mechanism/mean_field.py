@@ -24,6 +24,11 @@ and the pre-activation noise seen by ``f`` grows to ``s_i^2 + (W \Sigma W^T)_{ii
 together. It removes most of the mean-field error that grows with ``gamma`` and predicts the small
 shift of noise-out networks. The single-neuron closed forms are in
 :mod:`evaluation.mechanism.single_neuron`.
+
+A sigmoid read-out ``y = sigmoid(z)``, ``z = W_out h + b_out`` (Yang et al.'s) is taken through
+the same Gaussian approximation: ``E[y_i] = E[sigmoid(z_i)]`` with ``z`` Gaussian (exact given
+the Gaussian state), and the output covariance linearised with the noise-averaged slopes,
+``Cov(y) = D Cov(z) D``, ``D = diag(E[sigmoid'(z)])``.
 """
 
 from __future__ import annotations
@@ -33,18 +38,25 @@ import math
 
 import torch
 
-from agents.ctrnn import CTRNN
+from agents.ctrnn import CTRNN, READOUTS
 from evaluation.mechanism.gaussian import (
     gaussian_activation_mean,
     gaussian_activation_slope,
     gaussian_activation_variance,
 )
-from noise_envs._checks import check_nonnegative, check_positive, check_positive_int, check_shape
+from noise_envs._checks import (
+    check_choice,
+    check_nonnegative,
+    check_positive,
+    check_positive_int,
+    check_shape,
+)
 
 __all__ = [
     "MeanFieldStatistics",
     "mean_field_state",
     "mean_field_statistics",
+    "output_statistics",
     "solve_discrete_lyapunov",
 ]
 
@@ -74,11 +86,34 @@ class MeanFieldStatistics:
     pre_std: torch.Tensor
     """Standard deviation of the argument of ``f`` (state fluctuations plus noise "in"), ``[B, N]``."""
     output_mean: torch.Tensor
-    """Mean output ``W_out h + b_out``, ``[B, O]``."""
+    """Mean output ``E[g(W_out h + b_out)]``, ``[B, O]`` (``g`` the model's ``readout``)."""
     output_covariance: torch.Tensor
     """Covariance of the output ``[B, O, O]``."""
     linear_response: bool
     """Whether the state's fluctuations were fed back into the pre-activation noise."""
+
+
+def output_statistics(
+    readout: str, mean: torch.Tensor, covariance: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean ``[..., O]`` and covariance ``[..., O, O]`` of ``g(z)`` for Gaussian ``z``.
+
+    Linear: ``z``'s own. Sigmoid: ``E[sigmoid(z_i)]`` by quadrature over ``z_i``'s marginal, and
+    the covariance ``D Cov(z) D`` with ``D = diag(E[sigmoid'(z_i)])`` (Stein's lemma gives
+    ``Cov(g(z_i), z_j)`` exactly; the rest is first order in the fluctuations).
+
+    Args:
+        readout: the model's read-out, ``linear`` or ``sigmoid``.
+        mean: the mean of ``z``.
+        covariance: the covariance of ``z``.
+    """
+    check_choice("readout", readout, READOUTS)
+    if readout == "linear":
+        return mean, covariance
+    std = torch.diagonal(covariance, dim1=-2, dim2=-1).clamp_min(0.0).sqrt()
+    slope = gaussian_activation_slope(readout, mean, std)
+    scaled = slope.unsqueeze(-1) * covariance * slope.unsqueeze(-2)
+    return gaussian_activation_mean(readout, mean, std), scaled
 
 
 def solve_discrete_lyapunov(
@@ -218,6 +253,7 @@ class _System:
         config = model.config
         self.sigma = sigma
         self.activation = config.activation
+        self.readout = config.readout
         self.gamma = config.gamma
         s = sigma * config.noise_gain
         self.s_in = s if config.placement == "in" else 0.0
@@ -329,13 +365,16 @@ class _System:
         covariance: torch.Tensor,
         linear_response: bool,
     ) -> MeanFieldStatistics:
+        output_mean, output_covariance = output_statistics(
+            self.readout, h @ self.W_out.T + self.b_out, self.W_out @ covariance @ self.W_out.T
+        )
         return MeanFieldStatistics(
             sigma=self.sigma,
             state_mean=h,
             state_covariance=covariance,
             pre_mean=self.pre(h),
             pre_std=self.noise_std(self.state_noise(covariance)),
-            output_mean=h @ self.W_out.T + self.b_out,
-            output_covariance=self.W_out @ covariance @ self.W_out.T,
+            output_mean=output_mean,
+            output_covariance=output_covariance,
             linear_response=linear_response,
         )

@@ -4,7 +4,9 @@ All noise levels, replicas and inputs run as one batch (row ``(l * R + r) * B + 
 ``l``, replica ``r``, input ``b``) with one sigma per row. The noise samples are common across
 levels (replica ``r`` sees the same ``xi`` at every level), so differences between levels are
 differences of the noise level alone. Standard errors are batch means over the independent
-replicas: each replica's time average is one sample.
+replicas: each replica's time average is one sample. The output statistics are those of the
+model's outputs ``g(W_out h + b_out)`` (for a sigmoid read-out, averaged step by step, not the
+read-out of the mean state).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from agents.ctrnn import CTRNN
+from agents.ctrnn import CTRNN, READOUTS
 from evaluation.sweep_result import check_levels
 from noise_envs._checks import check_nonnegative, check_positive_int, check_shape
 from noise_envs.random import RandomSource
@@ -107,6 +109,7 @@ def stationary_statistics(
         h = model.hidden_step(u, h, sigma, noise)
     total = torch.zeros(num_levels, replicas, batch, n, dtype=torch.float64, device=u.device)
     second = torch.zeros(num_levels, batch, n, n, dtype=torch.float64, device=u.device)
+    outputs = _OutputMoments(model, num_levels, replicas, batch, u.device)
     done = 0
     while done < steps:
         block = []
@@ -116,8 +119,47 @@ def stationary_statistics(
         states = torch.stack(block).to(torch.float64).view(-1, num_levels, replicas, batch, n)
         total += states.sum(0)
         second += torch.einsum("tlrbi,tlrbj->lbij", states, states)
+        outputs.add(states)
         done += len(block)
-    return _statistics(model, inputs, levels, total / steps, second / (steps * replicas), steps)
+    stats = _statistics(model, inputs, levels, total / steps, second / (steps * replicas), steps)
+    return outputs.replace(stats, steps)
+
+
+class _OutputMoments:
+    """Running sums of a nonlinear read-out's outputs ``[L, R, B, O]`` and second moments."""
+
+    def __init__(
+        self, model: CTRNN, levels: int, replicas: int, batch: int, device: torch.device
+    ) -> None:
+        self.readout = None if model.config.readout == "linear" else READOUTS[model.config.readout]
+        self.W_out, self.b_out = (
+            p.detach().to(device=device, dtype=torch.float64) for p in (model.W_out, model.b_out)
+        )
+        size = self.W_out.shape[0]
+        self.total = torch.zeros(levels, replicas, batch, size, dtype=torch.float64, device=device)
+        self.second = torch.zeros(levels, batch, size, size, dtype=torch.float64, device=device)
+
+    def add(self, states: torch.Tensor) -> None:
+        """Add the outputs of states ``[T, L, R, B, N]`` (nothing for a linear read-out)."""
+        if self.readout is not None:
+            y = self.readout(states @ self.W_out.T + self.b_out)
+            self.total += y.sum(0)
+            self.second += torch.einsum("tlrbi,tlrbj->lbij", y, y)
+
+    def replace(self, stats: StationaryStatistics, steps: int) -> StationaryStatistics:
+        """``stats`` with the measured output statistics (unchanged for a linear read-out)."""
+        if self.readout is None:
+            return stats
+        replica_means = self.total / steps
+        mean = replica_means.mean(1)
+        covariance = self.second / (steps * replica_means.shape[1])
+        covariance = covariance - mean.unsqueeze(-1) * mean.unsqueeze(-2)
+        return dataclasses.replace(
+            stats,
+            output_mean=mean,
+            output_sem=_sem(replica_means),
+            output_covariance=0.5 * (covariance + covariance.mT),
+        )
 
 
 def _statistics(
