@@ -63,6 +63,10 @@ class CTRNNPolicyConfig(JsonConfig):
     """per_step (sigma as given, the paper's) or sqrt_2_over_gamma (Yang et al. 2019)."""
     recurrent_gain: float = 0.9
     """Recurrent weights start as N(0, gain^2 / N)."""
+    recurrent_init: str = "default"
+    """Initial W: default (N(0, gain^2 / N)), identity or orthogonal (times recurrent_scale)."""
+    recurrent_scale: float = 0.5
+    """Scale of the identity and orthogonal initialisations (Yang's 0.5 I)."""
     noisy_critic: bool = True
     """Give the critic's core the same noise level as the actor's (with its own samples)."""
     replay_noise: bool = True
@@ -90,6 +94,8 @@ class CTRNNPolicyConfig(JsonConfig):
             tau=self.tau,
             noise_scaling=self.noise_scaling,
             recurrent_gain=self.recurrent_gain,
+            recurrent_init=self.recurrent_init,
+            recurrent_scale=self.recurrent_scale,
         )
 
 

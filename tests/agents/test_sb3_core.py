@@ -164,3 +164,17 @@ def test_bad_shapes():
         core.step(x[0, :, :2], h[0])
     with pytest.raises(ValueError, match="sigma"):
         CTRNNCore(FEATURES, core.config, stream=0, sigma=-1.0)
+
+
+def test_recurrent_init_options_reach_the_core():
+    """identity: W = scale I exactly; orthogonal: W W^T = scale^2 I; bad values name the option."""
+    identity = CTRNNCore(3, CTRNNPolicyConfig(hidden_size=5, recurrent_init="identity"), stream=0)
+    assert torch.equal(identity.W.detach(), 0.5 * torch.eye(5))
+    config = CTRNNPolicyConfig(hidden_size=6, recurrent_init="orthogonal", recurrent_scale=0.8)
+    W = CTRNNCore(3, config, stream=0).W.detach()
+    assert torch.allclose(W @ W.T, 0.64 * torch.eye(6), atol=1e-5)
+    assert CTRNNPolicyConfig.from_dict(config.to_dict()) == config
+    with pytest.raises(ValueError, match=r"`recurrent_init` must be one of .*got 'eye'"):
+        CTRNNPolicyConfig(recurrent_init="eye")
+    with pytest.raises(ValueError, match=r"`recurrent_scale` must be > 0, got 0\.0"):
+        CTRNNPolicyConfig(recurrent_scale=0.0)
