@@ -129,8 +129,8 @@ def plot_grid_curves(sweeps: Sequence[GridSweep]) -> Figure:
             ax.fill_between(levels, low, high, color=line.get_color(), alpha=0.2)
             best = int(np.argmax(mean) if first.higher_is_better else np.argmin(mean))
             ax.plot(levels[best], mean[best], "*", color=line.get_color(), markersize=12)
-            if first.axis == "model":
-                ax.axvline(key[0], color=line.get_color(), linestyle="--", linewidth=0.8)
+            trained = key[0] if first.axis == "model" else key[1]  # dashed: the training level
+            ax.axvline(trained, color=line.get_color(), linestyle="--", linewidth=0.8)
         seeds = len({s.cell.seed for s in sweeps})
         ax.set_title(
             f"noise-{placement} ({seeds} seed{'s' if seeds > 1 else ''})", fontsize="medium"

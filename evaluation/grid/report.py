@@ -39,11 +39,13 @@ def machine() -> str:
 
 
 def publish(result: GridResult, dest: str | Path) -> list[Path]:
-    """Copy a grid's summary table, settings and figures (not its run folders) into ``dest``."""
+    """Copy a grid's summary CSV, settings and figures (not its run folders) into ``dest``."""
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     copied = []
     for path in result.files:
+        if path.suffix not in (".csv", ".txt", ".png"):
+            continue
         target = dest / path.name
         atomic_write_bytes(target, path.read_bytes())
         copied.append(target)
@@ -112,8 +114,12 @@ def _row(name: str, placement: str, found: Sequence[dict], axis: str) -> str:
     if axis == "env":
         sigmas = sorted({s["train_sigma"] for s in found})
         name += f" (sigma {', '.join(f'{x:g}' for x in sigmas)})"
-    found = sorted(found, key=lambda s: (s[key], s["train_sigma"]))
-    moves = ", ".join(f"{s[key]:g} -> {s['sigma_star_mean']:.3g}" for s in found)
+    found = sorted(found, key=lambda s: (s[key], s["train_obs_noise"]))
+    several = axis == "model" and len({s["train_obs_noise"] for s in found}) > 1
+    moves = ", ".join(
+        f"{s[key]:g}{_obs(s['train_obs_noise']) if several else ''} -> {s['sigma_star_mean']:.3g}"
+        for s in found
+    )
     ratios = ", ".join(f"{s['ratio_mean']:.3g}" for s in found)
     significant = ", ".join(f"{s['significant']}/{s['seeds']}" for s in found)
     seeds = max(s["seeds"] for s in found)
@@ -121,6 +127,10 @@ def _row(name: str, placement: str, found: Sequence[dict], axis: str) -> str:
         f"| {name} | {placement} | {seeds} | {moves} | {ratios} | {significant} | "
         f"{_verdict(found, key)} |"
     )
+
+
+def _obs(level: float) -> str:
+    return f" (obs {level:g})"
 
 
 def _verdict(found: Sequence[dict], key: str) -> str:
