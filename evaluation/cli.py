@@ -9,11 +9,13 @@ Every user error ends in one line on stderr, ``noisepref COMMAND: error: ...``, 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import itertools
 import json
 import math
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -23,6 +25,7 @@ import torch
 from agents.ctrnn import CTRNN, CTRNNConfig
 from agents.errors import CorruptRun, NotARunFolder, RunError, TrainingDiverged
 from agents.noise_distribution import NOISE_PER, SPEC_EXAMPLES, NoiseDistribution, training_noise
+from agents.run_lifecycle import run_lock
 from agents.runs import RUN_FILE, Run, load_run
 from agents.sb3.config import RL_ALGOS, CTRNNPolicyConfig, MLPPolicyConfig, RLTrainConfig
 from agents.supervised import TrainConfig, train_run
@@ -293,14 +296,19 @@ def _common(parser: argparse.ArgumentParser) -> None:
 # Run folders given as arguments.
 
 
-def _load_run(path: Path, device: str) -> Run:
-    """Load a run folder; a path that is not one is refused before anything is computed."""
+def _check_run_folder(path: Path) -> None:
+    """Refuse a path that is not a run folder (missing, a file, or without ``run.json``)."""
     if not path.exists():
         raise ValueError(f"{path} is not a run folder: it does not exist")
     if not path.is_dir():
         raise ValueError(f"{path} is not a run folder: it is a file")
     if not (path / RUN_FILE).is_file():
         raise NotARunFolder(f"{path} is not a run folder: it has no {RUN_FILE}")
+
+
+def _load_run(path: Path, device: str) -> Run:
+    """Load a run folder; a path that is not one is refused before anything is computed."""
+    _check_run_folder(path)
     try:
         return load_run(path, device=device)
     except RunError:
@@ -560,12 +568,39 @@ def _default_levels(train_sigma: float) -> np.ndarray:
     return np.linspace(0.0, top, 17)
 
 
+_READ_ONLY = (errno.EACCES, errno.EPERM, errno.EROFS)
+"""The errors of a folder we may not write (permissions, a read-only file system)."""
+
+
+@contextlib.contextmanager
+def _sweep_lock(folder: Path, out: Path) -> Iterator[None]:
+    """The run folder's writer lock (RunLocked at once if a trainer or sweep holds it).
+
+    A run folder we may not write (read only) is swept unlocked when the table goes elsewhere:
+    no writer of ours can be changing it.
+    """
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(run_lock(folder))
+        except OSError as error:
+            if error.errno not in _READ_ONLY or folder.resolve() in out.resolve().parents:
+                raise
+        yield
+
+
 def _sweep(args: argparse.Namespace) -> int:
+    _check_run_folder(args.run)  # before the lock, which would create a missing folder
+    out = args.out or args.run / "sweep.csv"
+    _check_output(out, "--out", folder=False)
+    with _sweep_lock(args.run, out):
+        return _sweep_locked(args, out)
+
+
+def _sweep_locked(args: argparse.Namespace, out: Path) -> int:
+    """``noisepref sweep`` with the run folder locked: load, sweep, then write the table."""
     run = _load_run(args.run, args.device)
     task = run.task()
     metric = task.metric(args.metric).name  # checked before computing anything
-    out = args.out or run.path / "sweep.csv"
-    _check_output(out, "--out", folder=False)
     noise = training_noise(run.train_config)
     result = sweep_noise(
         run.model,

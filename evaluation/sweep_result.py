@@ -223,8 +223,7 @@ class SweepResult:
         (then ``metric_directions`` is required). Rows must be level-major, as :meth:`to_csv`
         writes them: each level's episodes ``0..E-1`` in consecutive rows.
         """
-        text = Path(path).read_text(encoding="utf-8")
-        meta, body = _split_metadata(text, path)
+        meta, body = _split_metadata(_read_text(path), path)
         rows = list(csv.reader(io.StringIO(body)))
         header, rows = rows[0] if rows else [], [row for row in rows[1:] if row]
         if header[:2] != ["level", "episode"] or len(header) < 3:
@@ -349,6 +348,17 @@ def _frozen_array(values: np.ndarray | Sequence[float]) -> np.ndarray:
     array = np.array(values, dtype=np.float64)
     array.setflags(write=False)
     return array
+
+
+def _read_text(path: str | os.PathLike) -> str:
+    """The file's text; ValueError naming the file if it is binary (NUL bytes or not UTF-8)."""
+    data = Path(path).read_bytes()
+    try:
+        if b"\0" in data:
+            raise UnicodeError("NUL byte")
+        return data.decode("utf-8")
+    except UnicodeError:
+        raise ValueError(f"{path}: it is a binary file, not a CSV text table (UTF-8)") from None
 
 
 def _split_metadata(text: str, path: str | os.PathLike) -> tuple[dict, str]:

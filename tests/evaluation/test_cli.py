@@ -340,6 +340,86 @@ def test_sweep_out_naming_a_folder_exits_2(trained_run, tmp_path, capsys):
     assert_fails_with(argv, capsys, 2, "--out", "is a folder")
 
 
+SWEEP_QUICK = ["--levels", "0,0.2", "--episodes", "2", "--no-progress"]
+
+HOLD_LOCK = """
+import sys, time
+from agents.run_lifecycle import run_lock
+with run_lock(sys.argv[1]):
+    print("held", flush=True)
+    time.sleep(60)
+"""
+
+
+def test_sweep_of_a_folder_locked_by_another_process_fails_at_once(trained_run, capsys):
+    """A writer in another process holds the lock: exit 1, one line naming its pid, no table."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, str(trained_run)],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        argv = ["sweep", str(trained_run), *SWEEP_QUICK]
+        assert_fails_with(argv, capsys, 1, str(trained_run), f"process {holder.pid}")
+    finally:
+        holder.kill()
+        holder.wait()
+    assert not (trained_run / "sweep.csv").exists()
+    assert main(["sweep", str(trained_run), *SWEEP_QUICK]) == 0  # the dead holder blocks nothing
+
+
+def test_a_sweep_holds_the_lock_against_a_second_sweep_and_a_trainer(
+    trained_run, capsys, monkeypatch
+):
+    """While a sweep computes, a second sweep and a resumed training fail naming this pid."""
+    nested = {}
+    real_sweep = cli.sweep_noise
+
+    def sweep_while_others_try(*args, **kwargs):
+        nested["sweep"] = main(["sweep", str(trained_run), *SWEEP_QUICK])
+        nested["sweep_err"] = capsys.readouterr().err
+        resume = ["--sigma", "0.2", "--iterations", "5", "--out", str(trained_run)]
+        nested["train"] = main(["train", *TINY_TASK, *TINY_TRAIN, *resume])
+        nested["train_err"] = capsys.readouterr().err
+        return real_sweep(*args, **kwargs)
+
+    monkeypatch.setattr(cli, "sweep_noise", sweep_while_others_try)
+    assert main(["sweep", str(trained_run), *SWEEP_QUICK]) == 0
+    for command in ("sweep", "train"):
+        err = nested[f"{command}_err"].strip()
+        assert nested[command] == 1 and len(err.splitlines()) == 1, err
+        assert f"noisepref {command}: error: " in err and f"process {os.getpid()}" in err
+    assert (trained_run / "sweep.csv").is_file()
+    assert not (trained_run / ".run.lock.pid").exists()  # released when the sweep ended
+
+
+def test_sweep_of_a_missing_folder_creates_nothing(tmp_path, capsys):
+    """The lock is taken only once the path is known to be a run folder."""
+    missing = tmp_path / "missing"
+    assert_fails_with(["sweep", str(missing), *SWEEP_QUICK], capsys, 2, "does not exist")
+    assert not missing.exists()
+
+
+def test_a_run_folder_we_may_not_write_is_swept_to_a_table_elsewhere(
+    trained_run, tmp_path, capsys, monkeypatch
+):
+    """No lock can be taken in a read-only folder: the table may go elsewhere, not into it."""
+
+    def read_only(folder):
+        raise PermissionError(13, "Permission denied", str(folder / ".run.lock"))
+
+    monkeypatch.setattr(cli, "run_lock", read_only)
+    elsewhere = tmp_path / "elsewhere.csv"
+    assert main(["sweep", str(trained_run), *SWEEP_QUICK, "--out", str(elsewhere)]) == 0
+    assert elsewhere.is_file()
+    capsys.readouterr()
+    argv = ["sweep", str(trained_run), *SWEEP_QUICK]
+    assert_fails_with(argv, capsys, 1, "Permission denied", ".run.lock")
+    assert not (trained_run / "sweep.csv").exists()
+
+
 @pytest.mark.parametrize(
     ("content", "fragment"),
     [
@@ -357,6 +437,22 @@ def test_plot_of_a_file_that_is_not_a_sweep_names_it(content, fragment, tmp_path
     figure = tmp_path / "figure.png"
     assert_fails_with(["plot", str(given), "--out", str(figure)], capsys, 2, str(given), fragment)
     assert not figure.exists()
+
+
+@pytest.mark.parametrize(
+    "content", [bytes(range(256)), b"level,episode,mse\n\xff\xfe\n", b"level\x00episode"]
+)
+def test_plot_of_a_binary_file_says_so_without_decoder_text(content, tmp_path, capsys):
+    """Invalid UTF-8 or NUL bytes: one line naming the file, no codec or decode wording."""
+    given = tmp_path / "weights.bin"
+    given.write_bytes(content)
+    err = assert_fails_with(
+        ["plot", str(given), "--out", str(tmp_path / "f.png")],
+        capsys,
+        2,
+        f"{given} is not a sweep table written by `noisepref sweep`: it is a binary file",
+    )
+    assert "codec" not in err and "decode" not in err and "\\x" not in err
 
 
 def test_plot_of_unswept_run_says_what_to_do(tmp_path, capsys):

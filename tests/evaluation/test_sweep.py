@@ -424,3 +424,14 @@ def test_results_are_plain_files(tmp_path):
     path = make_result(np.ones((1, 1))).to_csv(str(tmp_path / "a.csv"))
     assert isinstance(path, Path)
     assert path.exists()
+
+
+@pytest.mark.parametrize(
+    "content", [b"\x89PNG\r\n\x1a\n\x00\x00", b"level,episode,mse\n\xff,0,1\n"]
+)
+def test_from_csv_of_a_binary_file_names_it(content, tmp_path):
+    """A file with NUL bytes or invalid UTF-8 is one ValueError naming the file, not a codec error."""
+    path = tmp_path / "table.csv"
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match=rf"^{path}: it is a binary file, not a CSV text table"):
+        SweepResult.from_csv(path)
