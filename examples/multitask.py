@@ -32,7 +32,13 @@ import torch
 
 from agents import CTRNNConfig, TrainConfig, load_run, train_run
 from evaluation import save_figure, sweep_noise
-from evaluation.plots.multitask import FAMILIES, perf_by_task, plot_perf_by_task, plot_trials
+from evaluation.plots.multitask import (
+    FAMILIES,
+    by_task_table,
+    perf_by_task,
+    plot_perf_by_task,
+    plot_trials,
+)
 from noise_envs import make_task
 from noise_envs.multitask_trials import TASK_NAMES
 
@@ -121,7 +127,7 @@ def main(argv: list[str] | None = None) -> None:
     sweep = sweep_noise(model, test_task, levels, episodes=args.episodes, seed=args.seed)
     sweep.to_csv(run_dir / "sweep.csv")
     table = {name: values.tolist() for name, values in perf_by_task(sweep).items()}
-    print(format_table(table, levels))
+    print(by_task_table(sweep))
     save_figure(plot_perf_by_task(sweep, train_sigma=args.sigma), run_dir / "perf_by_task.png")
     for family, names in FAMILIES.items():
         chosen = [name for name in names if name in test_task.task_names]
@@ -138,17 +144,6 @@ def main(argv: list[str] | None = None) -> None:
         "iterations": args.iterations,
     }
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-
-
-def format_table(table: dict[str, list[float]], levels: np.ndarray) -> str:
-    """Tasks as rows, test noise levels as columns, and the mean over tasks."""
-    header = f"{'task':18s}" + "".join(f"{level:>9.3f}" for level in levels)
-    rows = [
-        f"{name:18s}" + "".join(f"{value:9.3f}" for value in values)
-        for name, values in table.items()
-    ]
-    mean = np.mean(list(table.values()), axis=0)
-    return "\n".join([header, *rows, f"{'mean':18s}" + "".join(f"{m:9.3f}" for m in mean)])
 
 
 if __name__ == "__main__":
