@@ -81,3 +81,11 @@ def test_perf_by_task_needs_the_task_column():
     )
     with pytest.raises(ValueError, match=r"`sweep metric` must be one of \['perf'\], got 'task'"):
         perf_by_task(result)
+
+
+def test_sweep_figures_draw_perf_on_a_linear_axis():
+    """perf declares bounds (0, 1): plot_sweep picks a linear axis for it (log for errors)."""
+    from evaluation.plots.sweep import plot_sweep
+
+    result = sweep([[1, 0, 1, 1], [0, 0, 1, 0]], [[0, 0, 6, 6], [0, 0, 6, 6]])
+    assert plot_sweep({"run": result}).axes[0].get_yscale() == "linear"
