@@ -17,7 +17,8 @@ What "the training noise" of a distribution means elsewhere (see :meth:`NoiseDis
 and :attr:`NoiseDistribution.high`): the *mean* level is its reference level (the train sigma
 column of preference tables, the marker of plots, the noise an analysis centres on), and the
 *upper* level sets the range of default sweeps (0 to twice it). For a fixed level both are the
-level itself, so fixed-noise runs behave as before.
+level itself, so fixed-noise runs behave as before. The demo (``noisepref demo``) compares fixed
+levels only; ``noisepref reproduce remedies`` compares a fixed level with a distribution.
 
 Example:
     >>> dist = NoiseDistribution.parse("uniform:0,1")

@@ -72,3 +72,15 @@ def test_sigma_per_takes_row_or_batch_only(tmp_path, capsys):
         main([*TRAIN, "--sigma-dist", "uniform:0,1", "--sigma-per", "episode", "--out", "x"])
     assert exit_info.value.code == 2
     assert "invalid choice: 'episode'" in capsys.readouterr().err
+
+
+def test_analyze_centres_a_distribution_run_on_its_mean_level_and_says_so(tmp_path, capsys):
+    out = tmp_path / "u"
+    assert main([*TRAIN, "--sigma-dist", "uniform:0,0.6", "--out", str(out)]) == 0
+    capsys.readouterr()
+    small = ["--num-inputs", "2", "--num-levels", "3", "--steps", "40", "--burn-in", "10"]
+    small += ["--replicas", "2", "--episodes", "4", "--bias-replicas", "2", "--num-initial", "2"]
+    assert main(["analyze", str(out), *small, "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert "u: trained across uniform:0,0.6 per row; analysed at its mean level 0.3" in printed
+    assert "trained at sigma 0.3" in printed
