@@ -284,7 +284,8 @@ def recalibrate(
 
     Raises:
         ValueError: for a negative ``to_sigma``, an unknown method, ``out`` being ``source``, a
-            source that is still running, or a model without a linear read-out.
+            source that is still running, a model without a linear read-out, or the bias
+            shift asked of a model that is not a CTRNN.
         NotARunFolder: if ``source`` is not a run folder, or ``out`` holds something else.
         RunMismatch: if ``out`` holds another recalibration.
     """
@@ -301,6 +302,11 @@ def recalibrate(
         )
     run = load_run(source_path, device=device)
     check_recalibratable(run.model, f"{source_path} ({run.model_kind} run)")
+    if method == "bias_shift+readout" and not isinstance(run.model, CTRNN):
+        raise ValueError(
+            f"the bias shift applies to CTRNNs (the mean field of their recurrent state); "
+            f"{source_path} holds a {run.model_kind}: recalibrate it with method='readout'"
+        )
     if run.status != "complete":
         raise ValueError(f"{source_path} is still training ({run.status}); recalibrate it later")
     config = RecalibrationConfig(
@@ -316,7 +322,7 @@ def recalibrate(
     task = run.task()
     model = _copy_model(run)
     tick = time.perf_counter()
-    if config.bias_shift and isinstance(model, CTRNN):
+    if config.bias_shift:
         _, obs = task.reset(num_inputs, generator=seed, device=device)
         delta = bias_shift(model, obs, _reference_sigma(run), config.to_sigma)
         with torch.no_grad():

@@ -142,6 +142,8 @@ def test_a_noisy_mlp_run_is_recalibrated_too(tmp_path):
         progress=False,
     )
     new = recalibrate(run.path, tmp_path / "mlp0", to_sigma=0.0, episodes=16, ridge=0)
+    with pytest.raises(ValueError, match=r"the bias shift applies to CTRNNs"):
+        recalibrate(run.path, tmp_path / "mlp1", to_sigma=0.0, method="bias_shift+readout")
     data = collect_readout_data(run.model, run.task(), 0.0, episodes=16)
     weight, bias = numpy_readout(data)
     np.testing.assert_allclose(new.model.W_out.detach().numpy(), weight, rtol=1e-4, atol=1e-5)
