@@ -514,6 +514,8 @@ def _train(args: argparse.Namespace) -> int:
         raise type(error)(str(error).replace("overwrite=True", "--overwrite")) from error
     final = run.history[-1]["loss"] if run.history else float("nan")
     print(f"{run!r}\nfinal {'training' if args.algo == 'supervised' else 'PPO'} loss {final:.4g}")
+    if dist is not None:
+        print(f"training noise {dist.describe()} (mean {dist.mean:.3g}, upper level {dist.high:g})")
     return 0
 
 

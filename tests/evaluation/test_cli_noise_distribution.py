@@ -15,6 +15,9 @@ def test_train_stores_the_distribution_and_sweep_uses_its_levels(tmp_path, capsy
     out = tmp_path / "u"
     args = [*TRAIN, "--sigma-dist", "discrete:0,0.4@1,3", "--sigma-per", "batch", "--out", str(out)]
     assert main(args) == 0
+    assert "training noise discrete:0,0.4@1,3 per batch (mean 0.3, upper level 0.4)" in (
+        capsys.readouterr().out
+    )
     record = json.loads((out / "run.json").read_text())
     assert record["train"]["sigma"] == 0.0
     assert record["train"]["sigma_dist"] == {
