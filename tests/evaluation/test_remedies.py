@@ -102,3 +102,24 @@ def test_noisepref_reproduce_remedies(tiny, tmp_path, capsys):
     assert (out / "remedies_function_approx" / "remedies.png").is_file()
     assert main([*args, "--remedies-tasks", "weather"]) == 2
     assert "`task` must be one of" in capsys.readouterr().err
+
+
+def test_a_grid_spec_trains_a_distribution_through_its_training_options():
+    """``training.sigma_dist`` with ``train_sigmas = [0]``: grid cells that train across levels."""
+    from evaluation.grid.spec import spec_from_dict
+
+    data = {
+        "tasks": [{"id": "NoisyFunctionApprox-v0"}],
+        "placements": ["in"],
+        "train_sigmas": [0.0],
+        "training": {"sigma_dist": "uniform:0,1", "iterations": 5},
+    }
+    (cell,) = spec_from_dict(data).cells()
+    assert cell.train["sigma_dist"] == {
+        "kind": "uniform",
+        "levels": [0.0, 1.0],
+        "weights": None,
+        "per": "row",
+    }
+    with pytest.raises(ValueError, match=r"give either `sigma` \(0.5\) or `sigma_dist`"):
+        spec_from_dict({**data, "train_sigmas": [0.5]}).cells()
