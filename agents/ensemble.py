@@ -12,6 +12,7 @@ Rows are grouped by member: with ``K`` members and ``B`` rows per member, rows
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Sequence
 
 import torch
@@ -19,9 +20,16 @@ from torch import nn
 
 from agents.ctrnn import CTRNN, READOUTS, CTRNNConfig
 from agents.ensemble_noise import BlockRandomSource, draw_blocks, member_sigma
-from agents.noise import ACTIVATIONS, PLACEMENTS, NoiseLike, scaled_noise, sigma_column
+from agents.noise import (
+    ACTIVATIONS,
+    PLACEMENTS,
+    NoiseLike,
+    check_model_input,
+    scaled_noise,
+    sigma_column,
+)
 from agents.recurrence import ctrnn_sequence
-from noise_envs._checks import check_choice, check_shape, check_sigma
+from noise_envs._checks import check_choice, check_finite_tensor, check_shape, check_sigma
 from noise_envs.random import RandomSource, as_random_source
 
 __all__ = [
@@ -217,6 +225,8 @@ class CTRNNEnsemble(nn.Module):
             noise: one source for all rows, ``xi`` itself ``[K * B, N]``, or K sources.
         """
         k, n = self.num_members, self.hidden_size
+        check_model_input("obs", obs, self.W.dtype, finite=False)
+        check_model_input("state", state, self.W.dtype, finite=False)
         rows = state.shape[0]
         per_member = self._rows_per_member("state", rows)
         check_shape("obs", obs, (rows, self.input_size))
@@ -225,6 +235,10 @@ class CTRNNEnsemble(nn.Module):
         h = state.reshape(k, per_member, n)
         pre = torch.baddbmm(self.b.unsqueeze(1), obs.reshape(k, per_member, -1), self.U.mT)
         pre = torch.baddbmm(pre, h, self.W.mT)
+        # One sum looks at obs: a NaN there is bad input. The state is the members' own: a row of
+        # a member that diverged may overflow, which the trainer's per-member guard handles.
+        if not math.isfinite(pre.detach().sum().item()) and self._weights_finite():
+            check_finite_tensor("obs", obs)
         rate = self._rate(pre, None if scaled is None else scaled.reshape(k, per_member, n))
         h = torch.lerp(h, rate, self.configs[0].gamma)
         return self.readout(h).reshape(rows, -1), h.reshape(rows, n)
@@ -261,9 +275,10 @@ class CTRNNEnsemble(nn.Module):
         h0: torch.Tensor | None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Outputs ``[T, K, B, O]`` and states ``[T, K, B, N]``."""
-        if inputs.dim() != 3 or inputs.shape[-1] != self.input_size:
+        check_model_input("inputs", inputs, self.W.dtype)
+        if inputs.dim() != 3 or inputs.shape[-1] != self.input_size or inputs.shape[0] == 0:
             raise ValueError(
-                f"Expected `inputs` of shape [T, K * B, {self.input_size}], "
+                f"Expected `inputs` of shape [T, K * B, {self.input_size}] with T >= 1, "
                 f"got {tuple(inputs.shape)}"
             )
         k, n = self.num_members, self.hidden_size
@@ -396,6 +411,9 @@ class CTRNNEnsemble(nn.Module):
             noise = self._block_source(noise, device)
         gain = self.configs[0].noise_gain
         return scaled_noise(sigma, noise, (rows, self.hidden_size), device, gain=gain, steps=steps)
+
+    def _weights_finite(self) -> bool:
+        return all(bool(torch.isfinite(p).all()) for p in (self.W, self.U, self.b))
 
     def _rows_per_member(self, name: str, rows: int) -> int:
         if rows < 1 or rows % self.num_members:

@@ -246,3 +246,19 @@ def test_sigmoid_readout_and_per_member_initialisation():
         expected = lone.unroll(inputs[:, rows], 0.3, xi[:, rows])
         torch.testing.assert_close(outputs[:, rows], expected, **TOLERANCE)
     assert bool(((outputs > 0) & (outputs < 1)).all())
+
+
+def test_non_finite_or_mistyped_inputs_are_refused():
+    ensemble = _ensemble()
+    bad = torch.zeros(3, 4, 2)
+    bad[1, 2, 0] = float("nan")
+    with pytest.raises(ValueError, match="`inputs`"):
+        ensemble(bad)
+    with pytest.raises(ValueError, match="`inputs` must have the model's dtype"):
+        ensemble(torch.zeros(3, 4, 2, dtype=torch.float64))
+    with pytest.raises(ValueError, match=r"T >= 1"):
+        ensemble(torch.zeros(0, 4, 2))
+    obs = torch.zeros(4, 2)
+    obs[0, 0] = float("inf")
+    with pytest.raises(ValueError, match="`obs`"):
+        ensemble.step(obs, ensemble.initial_state(4))
