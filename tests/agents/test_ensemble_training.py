@@ -164,3 +164,18 @@ def test_training_on_cuda_matches_the_cpu(task):
         weights.append({k: v.cpu() for k, v in ensemble.state_dict().items()})
     for name, value in weights[0].items():
         torch.testing.assert_close(weights[1][name], value, rtol=1e-4, atol=1e-5)
+
+
+def test_the_closed_loop_path_equals_training_alone(monkeypatch):
+    """A task run closed loop (step by step inside it): each member still equals its lone run."""
+    task = make_task("NoisyRegulator-v0", steps=12, settle_steps=3, obs_noise=0.05)
+    monkeypatch.setattr(task, "open_loop", False)  # its episodes end together: same draws
+    seeds, placements, sigmas = [0, 1], ["in", "out"], [0.4, 0.8]
+    base = TrainConfig(iterations=5, batch_size=6, learning_rate=1e-2)
+    ensemble = CTRNNEnsemble.from_seeds(_config(task), seeds, placements)
+    train_ensemble(ensemble, task, base, sigmas=sigmas, seeds=seeds, progress=False)
+    for k in range(2):
+        config = dataclasses.replace(base, sigma=sigmas[k], seed=seeds[k])
+        alone = _train_alone(task, _config(task, placement=placements[k]), config, seeds[k])
+        for name, value in alone.model.state_dict().items():
+            torch.testing.assert_close(ensemble.member(k).state_dict()[name], value, **TOLERANCE)
