@@ -181,3 +181,30 @@ def test_ensemble_chunks_follow_the_spec_alone():
     assert [len(chunk) for chunk in ensemble_chunks(cells, 1)] == [1] * 24
     mlp = spec_from_dict(GRID | {"model_kind": "noisy_mlp"}).cells()
     assert [len(chunk) for chunk in ensemble_chunks(mlp, 4)] == [1] * 12
+
+
+def test_a_failing_cell_is_named_and_the_others_are_summarised(tmp_path, monkeypatch):
+    import evaluation.grid.cell_run as cell_run
+    from agents.errors import RunError, TrainingDiverged
+
+    train = cell_run._train
+
+    def diverge_at_sigma_one(cell, folder, device, progress):
+        if cell.train_sigma == 1.0 and cell.placement == "out":
+            raise TrainingDiverged("training diverged at iteration 2: loss nan")
+        return train(cell, folder, device, progress)
+
+    monkeypatch.setattr(cell_run, "_train", diverge_at_sigma_one)
+    with pytest.raises(
+        RunError, match=r"2 of 12 grid cells failed .*out-sigma1-.*TrainingDiverged"
+    ):
+        run_grid(spec_from_dict(GRID), tmp_path, progress=False, figures=False)
+    rows = read_table(tmp_path / "summary.csv")
+    assert len(rows) == 10
+    assert not any(row["placement"] == "out" and row["train_sigma"] == 1.0 for row in rows)
+
+
+def test_the_parquet_table_holds_the_csv_rows(local_grid):
+    parquet = pytest.importorskip("pyarrow.parquet")
+    table = parquet.read_table(local_grid.out_dir / "summary.parquet").to_pylist()
+    assert table == read_table(local_grid.out_dir / "summary.csv")
