@@ -47,8 +47,8 @@ from noise_envs.registration import task_class
 
 try:  # Python >= 3.11
     import tomllib
-except ModuleNotFoundError:  # pragma: no cover - Python 3.10
-    tomllib = None
+except ModuleNotFoundError:  # pragma: no cover - Python 3.10: the tomli backport (a dependency)
+    import tomli as tomllib
 
 __all__ = ["GridSpec", "SweepSpec", "TaskSpec", "load_spec", "spec_from_dict"]
 
@@ -165,8 +165,6 @@ def load_spec(path: str | Path) -> GridSpec:
         ValueError: if the file is not TOML or has unknown keys (named).
     """
     path = Path(path)
-    if tomllib is None:  # pragma: no cover - Python 3.10
-        raise ValueError("reading a TOML grid spec needs Python >= 3.11 (tomllib)")
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as error:
