@@ -205,3 +205,15 @@ def test_envs_shows_the_task_label_as_a_label(capsys):
     assert main(["envs"]) == 0
     text = capsys.readouterr().out
     assert "metrics: perf* (higher), mse (lower), task (label)" in text
+
+
+def test_trials_explains_itself_and_is_listed(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["trials", "--help"])
+    assert exit_.value.code == 0
+    text = capsys.readouterr().out
+    for flag in ("--task", "--family", "--sigma", "--seed", "--env-only", "--device", "--threads"):
+        assert flag in text
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert "noisepref trials" in capsys.readouterr().out
