@@ -225,15 +225,20 @@ def _path(text: str) -> Path:
 
 
 def _json_object(text: str) -> dict[str, Any]:
+    shown = repr(text) if len(text) <= 80 else f"{text[:60]!r}... ({len(text)} characters)"
     try:
         value = json.loads(text)
     except json.JSONDecodeError as error:
         raise argparse.ArgumentTypeError(
-            f"must be a JSON object such as '{{\"steps\": 30}}', got {text!r} ({error})"
+            f"must be a JSON object such as '{{\"steps\": 30}}', got {shown} ({error})"
+        ) from None
+    except RecursionError:  # nesting deeper than the parser's recursion limit
+        raise argparse.ArgumentTypeError(
+            f"must be a JSON object such as '{{\"steps\": 30}}', got {shown}, nested too deep"
         ) from None
     if not isinstance(value, dict):
         raise argparse.ArgumentTypeError(
-            f"must be a JSON object such as '{{\"steps\": 30}}', got {text!r}"
+            f"must be a JSON object such as '{{\"steps\": 30}}', got {shown}"
         )
     return value
 

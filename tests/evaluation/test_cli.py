@@ -395,6 +395,14 @@ def test_a_sweep_holds_the_lock_against_a_second_sweep_and_a_trainer(
     assert not (trained_run / ".run.lock.pid").exists()  # released when the sweep ended
 
 
+def test_deeply_nested_task_kwargs_are_one_usage_line(tmp_path, capsys):
+    """5000 nested lists pass the JSON parser's recursion limit: exit 2, one short line."""
+    nested = "[" * 5000 + "]" * 5000
+    argv = ["train", *TINY_TRAIN, "--task-kwargs", nested, "--out", str(tmp_path / "run")]
+    err = assert_usage_error(argv, capsys, "--task-kwargs", "(10000 characters), nested too deep")
+    assert len(err) < 300 and not (tmp_path / "run").exists()
+
+
 def test_sweep_of_a_missing_folder_creates_nothing(tmp_path, capsys):
     """The lock is taken only once the path is known to be a run folder."""
     missing = tmp_path / "missing"
