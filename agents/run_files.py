@@ -24,6 +24,7 @@ import io
 import json
 import os
 import pickle
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -337,8 +338,17 @@ def load_checkpoint(folder: str | os.PathLike) -> dict[str, Any]:
     """
     file = Path(folder) / CHECKPOINT_FILE
     try:
-        checkpoint = torch.load(file, map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError, ValueError) as error:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # torch's pickle-protocol notes
+            checkpoint = torch.load(file, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        after = str(error).partition("WeightsUnpickler error:")[2].splitlines()
+        detail = next((line.strip() for line in after if line.strip()), type(error).__name__)
+        raise CorruptRun(
+            f"cannot read the checkpoint {file}: it is not plain data (corrupt, or holding "
+            f"code) and was not unpickled ({detail})"
+        ) from error
+    except (OSError, RuntimeError, EOFError, ValueError) as error:
         first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise CorruptRun(f"cannot read the checkpoint {file}: {first_line}") from error
     if not isinstance(checkpoint, dict):

@@ -334,3 +334,34 @@ def test_load_run_reads_again_when_run_json_changes_underneath(copy, monkeypatch
     monkeypatch.setattr(agents.runs, "_load_once", lambda f, d: with_writer(f, d, changes=99))
     with pytest.raises(RunError, match="changed 5 times while the run was read"):
         load_run(copy)
+
+
+class _Payload:
+    """Unpickling this would run ``touch MARKER`` (a weights_only load refuses it)."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+@pytest.mark.parametrize("kind", ["code", "random bytes"])
+def test_a_checkpoint_that_is_not_plain_data_is_one_line_and_runs_nothing(copy, kind, recwarn):
+    """A pickled os.system payload (protocol 4) or random bytes: CorruptRun in one line that
+    gives torch's reason without its advice to load unsafely; no warning, nothing executed."""
+    import pickle
+
+    marker = copy.parent / "PWNED"
+    with open(copy / CHECKPOINT_FILE, "wb") as file:
+        if kind == "code":
+            pickle.dump({"iteration": _Payload(marker)}, file, protocol=4)
+        else:
+            file.write(bytes(range(256)) * 4)
+    before = snapshot(copy)
+    with pytest.raises(CorruptRun, match=r"is not plain data .*was not unpickled \(\S") as caught:
+        run_training(copy, CONFIG.replace(iterations=6))
+    message = str(caught.value)
+    assert "\n" not in message and "weights_only" not in message
+    assert not marker.exists() and snapshot(copy) == before | {LOCK_FILE: b""}
+    assert not [w for w in recwarn if "pickle protocol" in str(w.message)]
