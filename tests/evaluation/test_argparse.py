@@ -7,7 +7,7 @@ import dataclasses
 
 import pytest
 
-from evaluation._argparse import add_config_arguments, field_docs, flag
+from evaluation.cli._options import add_config_arguments, field_docs, flag
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

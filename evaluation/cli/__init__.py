@@ -29,7 +29,7 @@ from agents.run_lifecycle import run_lock
 from agents.runs import RUN_FILE, Run, load_run
 from agents.sb3.config import RL_ALGOS, CTRNNPolicyConfig, MLPPolicyConfig, RLTrainConfig
 from agents.supervised import TrainConfig, train_run
-from evaluation._argparse import add_config_arguments
+from evaluation.cli._options import add_config_arguments
 from evaluation.demo import PlacementConfig, compare_placements, demo_verdicts, write_demo_outputs
 from evaluation.plots.multitask import FAMILIES, by_task_table, plot_perf_by_task, plot_trials
 from evaluation.plots.sweep import plot_sweep, save_figure
@@ -1222,6 +1222,3 @@ def _warn_untrained_tasks(names: list[str], task: MultitaskTask) -> None:
     if untrained:
         _warn("trials", f"the run was not trained on {', '.join(untrained)}")
 
-
-if __name__ == "__main__":
-    sys.exit(main())
