@@ -24,12 +24,15 @@ def check_progress(
     train_config: Any,
     iteration: int | None,
     tables: dict[str, list[dict[str, float]]],
+    writing: bool = False,
 ) -> None:
     """Check that ``run.json``, the checkpoint's ``iteration`` and the tables' rows agree.
 
     The writers' order (tables, then ``checkpoint.pt``, then ``run.json``; the weights before
     ``status: complete``) makes ``iterations_done <= iteration <= rows <= iteration +
     checkpoint_every`` hold at every moment, and all equal ``iterations`` once complete.
+    ``writing``: the files were read while a trainer wrote them (in the opposite order), so
+    the rows, read last, may be any number of iterations ahead; their upper bound is not checked.
 
     Raises:
         CorruptRun: naming the files, the field and both values.
@@ -60,7 +63,8 @@ def check_progress(
         )
     ahead = 0 if status == "complete" else train_config.checkpoint_every
     for name, rows in tables.items():
-        if not iteration <= len(rows) <= iteration + ahead:
+        most = len(rows) if writing and status == "running" else iteration + ahead
+        if not iteration <= len(rows) <= most:
             raise CorruptRun(
                 f"{folder / name} has {len(rows)} rows, but {checkpoint_file} has `iteration` "
                 f"{iteration} (and run.json `checkpoint_every` {train_config.checkpoint_every})"

@@ -7,6 +7,7 @@ lifecycle of :mod:`agents.run_lifecycle`. This module re-exports the file names 
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import time
 from pathlib import Path
@@ -131,42 +132,61 @@ def load_run(path: str | os.PathLike, device: torch.device | str = "cpu") -> Run
     """Load a run folder: its configs, its history and its model on ``device``.
 
     A complete run loads ``weights.safetensors``; a running one the last checkpoint's weights.
-    The files are checked against each other; if a trainer replaces ``run.json`` while they are
-    read, they are read again, so a state labelled complete is one.
+    The files are checked against each other. A trainer may write the folder meanwhile: it
+    writes the tables, then ``checkpoint.pt``, then ``run.json`` (the weights before
+    ``status: complete``), each atomically, and this reads them in the opposite order, so what
+    is read is one state the trainer wrote: ``complete`` only after the final weights, and a
+    running state is the checkpoint's iteration with the table rows up to it (rows the trainer
+    wrote after that checkpoint are left out). The read is repeated only if ``run.json`` came to
+    describe another run (other configs) while the folder was read.
 
     Raises:
         NotARunFolder: if ``path`` has no ``run.json``.
         CorruptRun: if a file is unreadable, fails its schema, disagrees with another file or
             does not fit the model (the message names the file, the field and both values).
-        RunError: if ``run.json`` kept changing over 5 attempts to read the folder.
+        RunError: if ``run.json`` was replaced by another run's 5 times while the folder was read.
     """
     folder = Path(path)
     for attempt in range(_READ_ATTEMPTS):
-        stamp = _stamp(folder)
+        before = _stamp(folder)
         try:
-            run = _load_once(folder, device)
-        except CorruptRun:
-            if _stamp(folder) == stamp:
-                raise
-            run = None
-        if run is not None and _stamp(folder) == stamp:
+            run, error = _load_once(folder, device), None
+        except CorruptRun as caught:
+            run, error = None, caught
+        after = _stamp(folder)
+        if after == before:
+            if error is not None:
+                raise error
             return run
+        if before is not None and after is not None and before[0] == after[0]:
+            # Only the progress moved: this run's trainer wrote while the folder was read.
+            # A check may have failed only because the tables ran ahead of the checkpoint read.
+            return run if run is not None else _load_once(folder, device, writing=True)
         time.sleep(0.01 * (attempt + 1))
     raise RunError(
-        f"{folder / RUN_FILE} changed {_READ_ATTEMPTS} times while the run was read; a trainer "
-        "is writing it, try again"
+        f"{folder / RUN_FILE} changed {_READ_ATTEMPTS} times while the run was read (another "
+        "run replaced it each time); try again"
     )
 
 
-def _stamp(folder: Path) -> tuple[int, int, bytes] | None:
+def _stamp(folder: Path) -> tuple[Any, tuple[Any, Any]] | None:
+    """``run.json``'s identity (everything but the progress) and its progress, or None."""
     try:
-        status = os.stat(folder / RUN_FILE)
-        return status.st_ino, status.st_mtime_ns, (folder / RUN_FILE).read_bytes()
+        data = (folder / RUN_FILE).read_bytes()
     except FileNotFoundError:
         return None
+    try:
+        record = json.loads(data)
+    except (ValueError, RecursionError):  # read_run_record says what is wrong with it
+        return data, (None, None)
+    if not isinstance(record, dict):
+        return data, (None, None)
+    progress = record.pop("status", None), record.pop("iterations_done", None)
+    return json.dumps(record, sort_keys=True), progress
 
 
-def _load_once(folder: Path, device: torch.device | str) -> Run:
+def _load_once(folder: Path, device: torch.device | str, writing: bool = False) -> Run:
+    """Read the folder once; ``writing``: a trainer is writing it, its tables may run ahead."""
     record = read_run_record(folder)
     task_id, task_kwargs, model, train_config = parse_record(folder, record)
     iteration = None
@@ -177,7 +197,7 @@ def _load_once(folder: Path, device: torch.device | str) -> Run:
         if record["status"] == "running":
             model.load_state_dict(checkpoint["model"])
     tables = {table.name: read_table(folder, table) for table in TABLES[record["trainer"]]}
-    check_progress(folder, record, train_config, iteration, tables)
+    check_progress(folder, record, train_config, iteration, tables, writing=writing)
     if record["status"] == "complete":
         load_weights(folder, model)
     done = record["iterations_done"] if iteration is None else iteration

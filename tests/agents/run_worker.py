@@ -7,6 +7,8 @@ or rl; POINT is where the process writes MARKER (its pid) and then waits to be k
 * ``mid_iteration``: inside the third iteration, after a checkpoint at 2, before the next;
 * ``final_write``: while the final weights are written (the temporary file is complete, the
   rename has not happened);
+* ``handshake``: right after the first checkpoint, until a file ``MARKER.go`` exists; then
+  it trains on to the end;
 * ``none``: does not stop.
 """
 
@@ -103,6 +105,21 @@ def _pause_after_checkpoint(marker: Path) -> None:
     agents.run_lifecycle.RunWriter.save = save_then_pause
 
 
+def _handshake_after_checkpoint(marker: Path) -> None:
+    import agents.run_lifecycle
+
+    save, go = agents.run_lifecycle.RunWriter.save, marker.with_name(marker.name + ".go")
+
+    def save_then_wait_once(self, *args, **kwargs):
+        save(self, *args, **kwargs)
+        if not marker.exists():
+            marker.write_text(str(os.getpid()))
+            while not go.exists():
+                time.sleep(0.01)
+
+    agents.run_lifecycle.RunWriter.save = save_then_wait_once
+
+
 def _pause_in_final_write(marker: Path) -> None:
     replace = os.replace
 
@@ -144,6 +161,8 @@ def _pause_mid_iteration(trainer: str, marker: Path) -> None:
 def _install(trainer: str, point: str, marker: Path) -> None:
     if point == "after_checkpoint":
         _pause_after_checkpoint(marker)
+    elif point == "handshake":
+        _handshake_after_checkpoint(marker)
     elif point == "final_write":
         _pause_in_final_write(marker)
     elif point == "mid_iteration":

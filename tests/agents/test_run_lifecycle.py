@@ -315,8 +315,9 @@ def test_overwriting_twice_in_a_second_keeps_both_old_runs(copy):
 
 
 def test_load_run_reads_again_when_run_json_changes_underneath(copy, monkeypatch):
-    """If a writer replaces run.json while load_run reads the other files, load_run reads the
-    folder again; if it never stops changing, RunError says so instead of mixing states."""
+    """If run.json comes to describe another run while load_run reads the other files,
+    load_run reads the folder again; if it never stops changing, RunError says so instead of
+    mixing states."""
     import agents.runs
 
     load_once, calls = agents.runs._load_once, []
@@ -324,7 +325,7 @@ def test_load_run_reads_again_when_run_json_changes_underneath(copy, monkeypatch
     def with_writer(folder, device, changes=1):
         calls.append(folder)
         if len(calls) <= changes:
-            edit_record(folder, package_version=f"writer {len(calls)}")
+            edit_record(folder, package_version=f"writer {len(calls)} of {changes}")
         return load_once(folder, device)
 
     monkeypatch.setattr(agents.runs, "_load_once", with_writer)
@@ -333,6 +334,40 @@ def test_load_run_reads_again_when_run_json_changes_underneath(copy, monkeypatch
     calls.clear()
     monkeypatch.setattr(agents.runs, "_load_once", lambda f, d: with_writer(f, d, changes=99))
     with pytest.raises(RunError, match="changed 5 times while the run was read"):
+        load_run(copy)
+
+
+def _rows_ahead(folder, rows):
+    """Append history rows for iterations after the last one, as a trainer running on would."""
+    text = (folder / HISTORY_FILE).read_text()
+    last = int(text.strip().splitlines()[-1].split(",")[0])
+    extra = "".join(f"{i},0.5,1,0.03,0.1\n" for i in range(last + 1, last + 1 + rows))
+    (folder / HISTORY_FILE).write_text(text + extra)
+
+
+def test_a_trainer_writing_on_during_the_read_gives_the_checkpoints_state(copy, monkeypatch):
+    """While a trainer of the same run writes on (its progress in run.json moves, its history
+    runs more than checkpoint_every rows past the checkpoint read), load_run returns the
+    checkpoint's state with the rows up to it; the same folder at rest is CorruptRun."""
+    import agents.runs
+
+    edit_record(copy, status="running", iterations_done=2)  # checkpoint at 4 of 4, 4 rows
+    load_once, calls = agents.runs._load_once, []
+
+    def with_writer(folder, device, writing=False):
+        calls.append(writing)
+        if len(calls) == 1:
+            _rows_ahead(folder, 3)  # 7 rows > checkpoint 4 + checkpoint_every 2
+            edit_record(folder, iterations_done=4)
+        return load_once(folder, device, writing)
+
+    monkeypatch.setattr(agents.runs, "_load_once", with_writer)
+    run = load_run(copy)
+    assert calls == [False, True]
+    assert (run.status, run.iterations_done, len(run.history)) == ("running", 4, 4)
+    assert [row["iteration"] for row in run.history] == [1, 2, 3, 4]
+    monkeypatch.undo()
+    with pytest.raises(CorruptRun, match=r"history.csv has 7 rows, but .* `iteration` 4"):
         load_run(copy)
 
 
