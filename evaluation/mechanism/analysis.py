@@ -8,6 +8,7 @@ task, and returns a :class:`MechanismReport` that prints as text and draws its f
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -18,6 +19,7 @@ from matplotlib.figure import Figure
 
 from agents.atomic import atomic_write_text
 from agents.ctrnn import CTRNN
+from agents.noise_distribution import NoiseDistribution, training_noise
 from agents.runs import load_run
 from evaluation.mechanism.fixed_points import FixedPoint, find_fixed_points, sample_states
 from evaluation.mechanism.kink import KinkOccupancy, kink_occupancy
@@ -107,13 +109,16 @@ class MechanismReport:
     """Output bias and error decomposition on the task across test noise."""
     kink: KinkOccupancy
     """Kink occupancy at the training noise (against each unit's measured spread)."""
+    train_noise: NoiseDistribution | None = None
+    """The distribution it was trained across, if any (``train_sigma`` is then where the
+    analysis centres, usually its mean)."""
 
     def summary(self) -> str:
         """A plain-text report of the analysis."""
         config = self.model.config
         lines = [
             f"{self.label}: {config.activation}, noise {config.placement}, "
-            f"gamma {config.gamma:g}, trained at sigma {self.train_sigma:g}",
+            f"gamma {config.gamma:g}, {self.training_summary()}",
             self.fixed_point_summary(),
             self.shift_summary(),
             self.bias_summary(),
@@ -122,6 +127,14 @@ class MechanismReport:
             self._bias_table(),
         ]
         return "\n".join(lines)
+
+    def training_summary(self) -> str:
+        """How it was trained and where the analysis centres, e.g. ``trained at sigma 0.5``."""
+        noise = self.train_noise
+        if noise is None or noise.is_fixed:
+            return f"trained at sigma {self.train_sigma:g}"
+        at = "its mean" if math.isclose(self.train_sigma, noise.mean) else "sigma"
+        return f"trained across {noise.describe()}, analysed at {at} {self.train_sigma:g}"
 
     def fixed_point_summary(self) -> str:
         """One line: how many fixed points, stable and unstable, over the inputs."""
@@ -231,16 +244,23 @@ def analyze_model(
     config: AnalysisConfig | None = None,
     label: str = "network",
     device: torch.device | str = "cpu",
+    train_noise: NoiseDistribution | None = None,
 ) -> MechanismReport:
     """Run the whole mechanism analysis on ``model`` and its ``task``.
 
     Args:
         model: a trained CTRNN.
         task: the task it was trained on.
-        train_sigma: its training noise (the noise the analysis centres on).
+        train_sigma: its training noise (the noise the analysis centres on; for a network
+            trained across a distribution, usually the distribution's mean).
         config: analysis options (defaults if None).
         label: the network's name in the report.
         device: where to simulate.
+        train_noise: the distribution it was trained across, if any; the report names it.
+
+    Raises:
+        ValueError: if ``model`` is not a CTRNN, ``train_sigma`` is negative or
+            ``train_noise`` is not a NoiseDistribution.
 
     Returns:
         The report.
@@ -248,6 +268,10 @@ def analyze_model(
     if not isinstance(model, CTRNN):
         raise ValueError(f"`model` must be a CTRNN, got {type(model).__name__}")
     check_nonnegative("train_sigma", train_sigma)
+    if train_noise is not None and not isinstance(train_noise, NoiseDistribution):
+        raise ValueError(
+            f"`train_noise` must be a NoiseDistribution or None, got {type(train_noise).__name__}"
+        )
     config = config or AnalysisConfig()
     _, obs = task.reset(config.num_inputs, generator=config.seed, device=device)
     inputs = obs[obs[:, 0].argsort()]
@@ -279,6 +303,7 @@ def analyze_model(
         shift=shift,
         bias=bias,
         kink=_kink(model, shift, train_sigma, config.k),
+        train_noise=train_noise,
     )
 
 
@@ -311,15 +336,21 @@ def analyze_run(
     *,
     device: torch.device | str = "cpu",
 ) -> MechanismReport:
-    """Load a run folder and analyse its network at its training noise."""
+    """Load a run folder and analyse its network at its training noise.
+
+    A network trained across a noise distribution is analysed at the distribution's mean, and
+    its report names the distribution.
+    """
     run = load_run(path, device=device)
+    noise = training_noise(run.train_config)
     return analyze_model(
         run.model,
         run.task(),
-        train_sigma=run.train_config.sigma,
+        train_sigma=noise.mean,
         config=config,
         label=run.path.name,
         device=device,
+        train_noise=noise,
     )
 
 

@@ -143,3 +143,42 @@ def test_config_validation():
         AnalysisConfig(num_levels=0)
     assert AnalysisConfig.from_json(FAST.to_json()) == FAST
     assert FAST.levels(0.0).tolist() == [0.0, 1.0, 2.0]
+
+
+def test_a_run_trained_across_a_distribution_is_analysed_at_its_mean_and_says_so(tmp_path):
+    """A run trained across uniform(0, 1) is analysed at the mean, 0.5, and the report says
+    it was trained across the distribution rather than "at sigma 0.5"."""
+    from evaluation.mechanism.analysis import analyze_run
+
+    folder = tmp_path / "across"
+    train_run(
+        folder,
+        "NoisyFunctionApprox-v0",
+        CTRNNConfig(input_size=1, output_size=1, hidden_size=4),
+        TrainConfig(sigma=0.0, sigma_dist="uniform:0,1", iterations=2, batch_size=4),
+        task_kwargs={"steps": 6, "response_steps": 3},
+        progress=False,
+    )
+    report = analyze_run(folder, FAST)
+    assert report.train_sigma == 0.5
+    assert report.shift.levels.tolist() == pytest.approx([0.0, 0.5, 1.0])  # 2x the mean
+    first = report.summary().splitlines()[0]
+    assert first.endswith("trained across uniform:0,1 per row, analysed at its mean 0.5")
+    assert "trained at sigma" not in first
+
+
+def test_the_report_names_a_centre_other_than_the_distributions_mean():
+    from agents.noise_distribution import NoiseDistribution
+
+    model = CTRNN(CTRNNConfig(input_size=1, output_size=1, hidden_size=3))
+    task = make_task("NoisyFunctionApprox-v0", steps=6, response_steps=3)
+    noise = NoiseDistribution.parse("discrete:0,1")
+    report = analyze_model(model, task, train_sigma=0.2, config=FAST, train_noise=noise)
+    assert report.training_summary() == "trained across discrete:0,1 per row, analysed at sigma 0.2"
+    fixed = NoiseDistribution.fixed(0.2)
+    report = analyze_model(model, task, train_sigma=0.2, config=FAST, train_noise=fixed)
+    assert report.training_summary() == "trained at sigma 0.2"
+    with pytest.raises(
+        ValueError, match=r"`train_noise` must be a NoiseDistribution or None, got str"
+    ):
+        analyze_model(model, task, train_sigma=0.2, config=FAST, train_noise="uniform:0,1")
