@@ -152,9 +152,8 @@ def graph() -> Graph:
 def test_the_graph_sees_the_package(graph):
     """Known edges of each kind are found: an eager one, an implicit parent package, a lazy one."""
     assert "agents.noise" in graph["agents.ctrnn"]["eager"]
-    assert {"agents", "agents.runs"} <= graph["evaluation.cli"]["eager"] | graph["evaluation.cli"][
-        "lazy"
-    ]
+    cli_common = graph["evaluation.cli._common"]
+    assert {"agents", "agents.runs"} <= cli_common["eager"] | cli_common["lazy"]
     assert "torch" in graph["agents.ctrnn"]["eager"]
     assert any(graph[name]["lazy"] for name in graph)
     assert len(graph) > 40

@@ -12,8 +12,11 @@ import torch
 from agents.errors import RunLocked, TrainingDiverged
 from agents.mlp import NoisyMLPConfig
 from agents.supervised import TrainConfig, train_run
-from evaluation import cli
+from evaluation.cli import analyze as cli_analyze
 from evaluation.cli import build_parser, main
+from evaluation.cli import plot as cli_plot
+from evaluation.cli import sweep as cli_sweep
+from evaluation.cli import train as cli_train
 from evaluation.demo import PlacementConfig
 
 TINY_TASK = ["--task", "NoisyRegulator-v0", "--task-kwargs", '{"steps": 6, "settle_steps": 2}']
@@ -330,7 +333,7 @@ def test_sweep_metric_typo_leaves_the_previous_sweep_in_place(trained_run, capsy
     table = trained_run / "sweep.csv"
     before = table.read_bytes(), table.stat().st_mtime_ns
     capsys.readouterr()
-    monkeypatch.setattr(cli, "sweep_noise", lambda *a, **k: pytest.fail("the sweep ran"))
+    monkeypatch.setattr(cli_sweep, "sweep_noise", lambda *a, **k: pytest.fail("the sweep ran"))
     assert_fails_with([*argv, "--metric", "mes"], capsys, 2, "'mes'", "mse")
     assert (table.read_bytes(), table.stat().st_mtime_ns) == before
 
@@ -375,7 +378,7 @@ def test_a_sweep_holds_the_lock_against_a_second_sweep_and_a_trainer(
 ):
     """While a sweep computes, a second sweep and a resumed training fail naming this pid."""
     nested = {}
-    real_sweep = cli.sweep_noise
+    real_sweep = cli_sweep.sweep_noise
 
     def sweep_while_others_try(*args, **kwargs):
         nested["sweep"] = main(["sweep", str(trained_run), *SWEEP_QUICK])
@@ -385,7 +388,7 @@ def test_a_sweep_holds_the_lock_against_a_second_sweep_and_a_trainer(
         nested["train_err"] = capsys.readouterr().err
         return real_sweep(*args, **kwargs)
 
-    monkeypatch.setattr(cli, "sweep_noise", sweep_while_others_try)
+    monkeypatch.setattr(cli_sweep, "sweep_noise", sweep_while_others_try)
     assert main(["sweep", str(trained_run), *SWEEP_QUICK]) == 0
     for command in ("sweep", "train"):
         err = nested[f"{command}_err"].strip()
@@ -418,7 +421,7 @@ def test_a_run_folder_we_may_not_write_is_swept_to_a_table_elsewhere(
     def read_only(folder):
         raise PermissionError(13, "Permission denied", str(folder / ".run.lock"))
 
-    monkeypatch.setattr(cli, "run_lock", read_only)
+    monkeypatch.setattr(cli_sweep, "run_lock", read_only)
     elsewhere = tmp_path / "elsewhere.csv"
     assert main(["sweep", str(trained_run), *SWEEP_QUICK, "--out", str(elsewhere)]) == 0
     assert elsewhere.is_file()
@@ -477,7 +480,7 @@ def test_plot_metric_typo_exits_2_before_drawing(trained_run, tmp_path, capsys):
 
 
 def test_analyze_checks_every_run_before_computing(trained_run, tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(cli, "_analyze_all", lambda *a, **k: pytest.fail("analysis ran"))
+    monkeypatch.setattr(cli_analyze, "_analyze_all", lambda *a, **k: pytest.fail("analysis ran"))
     missing = tmp_path / "missing"
     assert_fails_with(["analyze", str(trained_run), str(missing)], capsys, 2, str(missing))
     empty = tmp_path / "empty"
@@ -487,7 +490,7 @@ def test_analyze_checks_every_run_before_computing(trained_run, tmp_path, capsys
 
 
 def test_analyze_refuses_a_run_that_is_not_a_ctrnn(trained_run, tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(cli, "_analyze_all", lambda *a, **k: pytest.fail("analysis ran"))
+    monkeypatch.setattr(cli_analyze, "_analyze_all", lambda *a, **k: pytest.fail("analysis ran"))
     mlp = tmp_path / "mlp"
     train_run(
         mlp,
@@ -529,7 +532,7 @@ def test_runtime_failures_exit_1_in_one_line(error, tmp_path, capsys, monkeypatc
     def fail(*args, **kwargs):
         raise error
 
-    monkeypatch.setattr(cli, "train_run", fail)
+    monkeypatch.setattr(cli_train, "train_run", fail)
     argv = ["train", *TINY_TASK, *TINY_TRAIN, "--sigma", "0.1", "--out", str(tmp_path / "r")]
     err = assert_fails_with(argv, capsys, 1, "noisepref train: error:")
     assert (getattr(error, "strerror", None) or str(error)) in err
@@ -559,7 +562,7 @@ def test_interrupt_is_one_line(tmp_path, capsys, monkeypatch):
     def interrupt(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli, "train_run", interrupt)
+    monkeypatch.setattr(cli_train, "train_run", interrupt)
     argv = ["train", *TINY_TASK, *TINY_TRAIN, "--sigma", "0.1", "--out", str(tmp_path / "r")]
     assert_fails_with(argv, capsys, 130, "interrupted")
 
@@ -636,7 +639,9 @@ def test_rl_training_without_the_rl_extra_says_what_to_install(tmp_path):
 def test_plot_chooses_the_metric_axis_scale(flags, scale, trained_run, tmp_path, monkeypatch):
     assert main(["sweep", str(trained_run), "--levels", "0,0.2", "--episodes", "4"]) == 0
     figures = []
-    monkeypatch.setattr(cli, "save_figure", lambda figure, path: figures.append(figure) or path)
+    monkeypatch.setattr(
+        cli_plot, "save_figure", lambda figure, path: figures.append(figure) or path
+    )
     assert main(["plot", str(trained_run), *flags, "--out", str(tmp_path / "f.png")]) == 0
     assert figures[0].axes[0].get_yscale() == scale  # mse is an error: log unless told
 

@@ -6,7 +6,8 @@ import pytest
 
 from agents import load_run
 from agents.noise_distribution import NoiseDistribution
-from evaluation.cli import _default_levels, main
+from evaluation.cli import main
+from evaluation.cli.sweep import default_levels
 
 TRAIN = ["train", "--iterations", "2", "--batch-size", "4", "--hidden-size", "4", "--no-progress"]
 
@@ -38,7 +39,7 @@ def test_train_stores_the_distribution_and_sweep_uses_its_levels(tmp_path, capsy
 
 
 def test_default_levels_run_to_twice_the_upper_level():
-    assert _default_levels(NoiseDistribution.uniform(0, 1).high)[-1] == 2.0
+    assert default_levels(NoiseDistribution.uniform(0, 1).high)[-1] == 2.0
 
 
 def test_fixed_sigma_run_json_has_no_distribution(tmp_path):
