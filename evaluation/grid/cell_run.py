@@ -238,7 +238,8 @@ def sweep_cell(cell: Cell, run: Run, device: torch.device | str = "cpu") -> dict
 
     The ``model`` axis sweeps ``test_sigmas`` with the environment at its training
     ``obs_noise``; the ``env`` axis sweeps ``test_obs_noise`` with the network at its training
-    sigma, every level with the same seed (so the same trials and network noise).
+    sigma (a distribution's mean), every level with the same seed (so the same trials and network
+    noise).
     """
     spec, kwargs = cell.sweep, _task_kwargs(cell.task_kwargs)
     sweeps = {}
@@ -293,6 +294,7 @@ def preference_rows(
                 "activation": cell.model.get("activation", ""),
                 "placement": cell.placement,
                 "train_sigma": cell.train_sigma,
+                "train_noise": cell.train_noise_label,
                 "train_obs_noise": cell.train_obs_noise,
                 "seed": cell.seed,
                 "axis": axis,

@@ -13,6 +13,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from agents.noise_distribution import NoiseDistribution, as_noise_distribution
 from noise_envs._checks import check_choice
 
 __all__ = ["AXES", "TRAINERS", "Cell", "canonical_json", "ensemble_chunks"]
@@ -82,8 +83,25 @@ class Cell:
 
     @property
     def train_sigma(self) -> float:
-        """The training noise level."""
-        return float(self.train["sigma"])
+        """The training noise level; a distribution's mean (its reference level)."""
+        return self.train_noise.mean
+
+    @property
+    def train_noise(self) -> NoiseDistribution:
+        """The training noise: the cell's ``sigma_dist``, else its fixed ``sigma``."""
+        dist = as_noise_distribution(self.train.get("sigma_dist"))
+        return dist if dist is not None else NoiseDistribution.fixed(float(self.train["sigma"]))
+
+    @property
+    def train_noise_label(self) -> str:
+        """The training noise in tables and figures.
+
+        ``0.5`` for a fixed level, ``uniform:0,1`` (drawn per episode), ``uniform:0,1 per batch``.
+        """
+        noise = self.train_noise
+        if noise.kind == "fixed":
+            return f"{noise.levels[0]:g}"
+        return noise.spec if noise.per == "row" else noise.describe()
 
     @property
     def seed(self) -> int:
@@ -102,9 +120,22 @@ class Cell:
         For example ``function_approx-in-sigma0.5-obs0-seed1-3f2a9c01b7de``.
         """
         return (
-            f"{self.label}-{self.placement}-sigma{self.train_sigma:g}-obs{self.train_obs_noise:g}"
+            f"{self.label}-{self.placement}-{self._noise_factor}-obs{self.train_obs_noise:g}"
             f"-seed{self.seed}-{self.key}"
         )
+
+    @property
+    def _noise_factor(self) -> str:
+        """The training noise in a folder name.
+
+        ``sigma0.5`` for a fixed level; a distribution's spec without ``:``, ``,``, ``@``
+        (``uniform0_1``, ``discrete0_0.5_1w1_2_1``), ``-batch`` added when drawn per batch.
+        """
+        noise = self.train_noise
+        if noise.kind == "fixed":
+            return f"sigma{noise.levels[0]:g}"
+        slug = noise.spec.replace(":", "").replace(",", "_").replace("@", "w")
+        return slug + ("-batch" if noise.per == "batch" else "")
 
     @property
     def group(self) -> str:

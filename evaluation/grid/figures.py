@@ -7,16 +7,22 @@
   level (1 = best, starred).
 * :func:`plot_sigma_star`: sigma* against training sigma (against the training observation noise
   for the ``env`` axis), every seed and their mean, with the identity line.
+
+A training-noise distribution (a ``train_sigmas`` entry such as ``uniform:0,1``) is its own curve
+and heat-map row, labelled by its spec and sorted at its mean; the sigma* figure places it at its
+mean as its own marker, outside the fixed levels' line (the legend says "at its mean").
 """
 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from matplotlib.axes import Axes
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 
@@ -79,13 +85,16 @@ def load_grid_sweeps(cells: Sequence[Cell], out_dir: str | Path) -> list[GridSwe
     return found
 
 
-def _curve_key(sweep: GridSweep) -> tuple[float, float]:
-    return sweep.cell.train_sigma, sweep.cell.train_obs_noise
+def _curve_key(sweep: GridSweep) -> tuple[float, str, float]:
+    """Training level (a distribution's mean), training noise label, training obs noise."""
+    cell = sweep.cell
+    return cell.train_sigma, cell.train_noise_label, cell.train_obs_noise
 
 
-def _curve_label(key: tuple[float, float], several_obs: bool) -> str:
-    label = rf"train $\sigma$ = {key[0]:g}"
-    return label + (f", obs noise {key[1]:g}" if several_obs else "")
+def _curve_label(key: tuple[float, str, float], several_obs: bool) -> str:
+    level, noise, obs = key
+    label = rf"train $\sigma$ = {noise}" if noise == f"{level:g}" else f"train {noise}"
+    return label + (f", obs noise {obs:g}" if several_obs else "")
 
 
 def _placements(sweeps: Sequence[GridSweep]) -> list[str]:
@@ -104,8 +113,8 @@ def _seed_band(group: Sequence[GridSweep]) -> tuple[np.ndarray, np.ndarray, np.n
     return levels, mean, mean - half, mean + half
 
 
-def _groups(sweeps: Sequence[GridSweep], placement: str) -> dict[tuple[float, float], list]:
-    groups: dict[tuple[float, float], list[GridSweep]] = {}
+def _groups(sweeps: Sequence[GridSweep], placement: str) -> dict[tuple[float, str, float], list]:
+    groups: dict[tuple[float, str, float], list[GridSweep]] = {}
     for sweep in sweeps:
         if sweep.cell.placement == placement:
             groups.setdefault(_curve_key(sweep), []).append(sweep)
@@ -129,8 +138,9 @@ def plot_grid_curves(sweeps: Sequence[GridSweep]) -> Figure:
             ax.fill_between(levels, low, high, color=line.get_color(), alpha=0.2)
             best = int(np.argmax(mean) if first.higher_is_better else np.argmin(mean))
             ax.plot(levels[best], mean[best], "*", color=line.get_color(), markersize=12)
-            trained = key[0] if first.axis == "model" else key[1]  # dashed: the training level
-            ax.axvline(trained, color=line.get_color(), linestyle="--", linewidth=0.8)
+            trained = key[0] if first.axis == "model" else key[2]  # dashed: the training level
+            fixed = key[1] == f"{key[0]:g}"  # a distribution: dotted, at its mean
+            ax.axvline(trained, color=line.get_color(), linestyle="--" if fixed else ":", lw=0.8)
         seeds = len({s.cell.seed for s in sweeps})
         ax.set_title(
             f"noise-{placement} ({seeds} seed{'s' if seeds > 1 else ''})", fontsize="medium"
@@ -166,7 +176,7 @@ def plot_grid_heatmap(sweeps: Sequence[GridSweep]) -> Figure:
             column = int(np.nanargmin(relative[row]))
             ax.plot(column, row, "*", color="white", markersize=10, markeredgecolor="black")
         ax.set_xticks(range(levels.size), [f"{x:g}" for x in levels], fontsize="x-small")
-        ax.set_yticks(range(len(groups)), [f"{k[0]:g}" for k in groups], fontsize="x-small")
+        ax.set_yticks(range(len(groups)), [k[1] for k in groups], fontsize="x-small")
         ax.set_xlabel(_AXIS_LABEL[sweeps[0].axis])
         ax.set_ylabel(r"training $\sigma$")
         ax.set_title(f"noise-{placement}", fontsize="medium")
@@ -176,7 +186,11 @@ def plot_grid_heatmap(sweeps: Sequence[GridSweep]) -> Figure:
 
 
 def plot_sigma_star(sweeps: Sequence[GridSweep]) -> Figure:
-    """sigma* against the training level, every seed and their mean, with the identity line."""
+    """sigma* against the training level, every seed and their mean, with the identity line.
+
+    On the ``model`` axis a training-noise distribution is drawn at its mean, one marker per
+    distribution, and left out of the fixed levels' mean line.
+    """
     figure = Figure(figsize=(5.0, 4.0), layout="constrained")
     ax = figure.add_subplot()
     env = sweeps[0].axis == "env"
@@ -185,6 +199,11 @@ def plot_sigma_star(sweeps: Sequence[GridSweep]) -> Figure:
     ax.plot([0, top], [0, top], color="0.5", linestyle=":", label="identity: sigma* = training")
     for offset, placement in zip((-0.01, 0.01), _placements(sweeps), strict=False):
         mine = [s for s in sweeps if s.cell.placement == placement]
+        if not env:
+            _plot_distributions(ax, [s for s in mine if not _is_fixed(s)], placement)
+            mine = [s for s in mine if _is_fixed(s)]
+            if not mine:
+                continue
         xs = np.array([(s.cell.train_obs_noise if env else s.cell.train_sigma) for s in mine])
         ys = np.array([s.sigma_star for s in mine])
         (points,) = ax.plot(
@@ -199,6 +218,24 @@ def plot_sigma_star(sweeps: Sequence[GridSweep]) -> Figure:
                  fontsize="medium")  # fmt: skip
     ax.legend(fontsize="x-small")
     return figure
+
+
+def _is_fixed(sweep: GridSweep) -> bool:
+    return sweep.cell.train_noise.kind == "fixed"
+
+
+def _plot_distributions(ax: Axes, sweeps: Sequence[GridSweep], placement: str) -> None:
+    """Each distribution's sigma* (every seed), at the distribution's mean level."""
+    labels = dict.fromkeys(s.cell.train_noise_label for s in sweeps)
+    for label, marker in zip(labels, itertools.cycle("DsP^v"), strict=False):
+        mine = [s for s in sweeps if s.cell.train_noise_label == label]
+        ax.plot(
+            [s.cell.train_sigma for s in mine],
+            [s.sigma_star for s in mine],
+            marker,
+            alpha=0.6,
+            label=f"noise-{placement}, {label} (at its mean)",
+        )
 
 
 def write_grid_figures(cells: Sequence[Cell], out_dir: str | Path) -> list[Path]:

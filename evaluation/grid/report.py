@@ -117,7 +117,8 @@ def _row(name: str, placement: str, found: Sequence[dict], axis: str) -> str:
     found = sorted(found, key=lambda s: (s[key], s["train_obs_noise"]))
     several = axis == "model" and len({s["train_obs_noise"] for s in found}) > 1
     moves = ", ".join(
-        f"{s[key]:g}{_obs(s['train_obs_noise']) if several else ''} -> {s['sigma_star_mean']:.3g}"
+        f"{_level(s, key)}{_obs(s['train_obs_noise']) if several else ''} -> "
+        f"{s['sigma_star_mean']:.3g}"
         for s in found
     )
     ratios = ", ".join(f"{s['ratio_mean']:.3g}" for s in found)
@@ -129,12 +130,30 @@ def _row(name: str, placement: str, found: Sequence[dict], axis: str) -> str:
     )
 
 
+def _level(setting: dict, key: str) -> str:
+    """A setting's training level: the number, or a distribution's spec (``uniform:0,1``)."""
+    noise = setting.get("train_noise", f"{setting[key]:g}")
+    return noise if key == "train_sigma" else f"{setting[key]:g}"
+
+
 def _obs(level: float) -> str:
     return f" (obs {level:g})"
 
 
 def _verdict(found: Sequence[dict], key: str) -> str:
-    """What one task and placement shows over its training levels."""
+    """What one task and placement shows over its fixed training levels, then each distribution."""
+    fixed = [s for s in found if key != "train_sigma" or _level(s, key) == f"{s[key]:g}"]
+    parts = [_fixed_verdict(fixed, key)] if fixed else []
+    parts += [
+        f"trained across {s['train_noise']}: {_VERDICTS[s['verdict']]}"
+        for s in found
+        if not any(s is f for f in fixed)
+    ]
+    return "; ".join(parts)
+
+
+def _fixed_verdict(found: Sequence[dict], key: str) -> str:
+    """What one task and placement shows over its fixed training levels."""
     verdicts = [s["verdict"] for s in found]
     if all(v == "preference" for v in verdicts):
         return _VERDICTS["preference"] + " at every training level"

@@ -2,16 +2,22 @@
 
 A :class:`GridSpec` is built in Python or read from TOML (:func:`load_spec`); :meth:`GridSpec.cells`
 validates the whole spec before anything trains and expands it into one :class:`~evaluation.grid.
-cells.Cell` per task x training ``obs_noise`` x placement x training sigma x seed. A bad entry
-(unknown task or option, an empty list, a negative sigma, two entries giving the same cell) is a
-``ValueError`` that names it, e.g. ``grid spec: tasks[1].options: unknown FunctionApproxConfig
-option 'stepz' ...``.
+cells.Cell` per task x training ``obs_noise`` x placement x training noise x seed. A bad entry
+(unknown task or option, an empty list, a negative sigma, a bad distribution, two entries giving
+the same cell) is a ``ValueError`` that names it, e.g. ``grid spec: tasks[1].options: unknown
+FunctionApproxConfig option 'stepz' ...``.
+
+The training noise (``train_sigmas``) is a factor of fixed levels and distributions
+(:class:`~agents.noise_distribution.NoiseDistribution`): a number is a fixed level, a string is a
+distribution spec drawn per episode (``"uniform:0,1"``, ``"log_uniform:0.05,1"``,
+``"discrete:0,0.5,1@1,2,1"``), a table ``{ dist = "uniform:0,1", per = "batch" }`` draws one
+level per batch. A fixed-level cell's config (and hash) is what it was before distributions.
 
 TOML layout (every table but ``[[tasks]]`` optional)::
 
     name = "function_approx"
     placements = ["in", "out"]
-    train_sigmas = [0.25, 0.5, 1.0]
+    train_sigmas = [0.25, 0.5, 1.0, "uniform:0,1"]   # fixed levels and distributions
     seeds = [0, 1]
     train_obs_noise = [0.0]          # the environment noise the networks train with
     model_kind = "ctrnn"             # or "noisy_mlp"; trainer = "rl" trains with stable-baselines3
@@ -41,6 +47,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from agents.noise_distribution import SPEC_EXAMPLES, NoiseDistribution
 from evaluation.grid.cells import AXES, TRAINERS, Cell
 from noise_envs._checks import MAX_NOISE
 from noise_envs.registration import task_class
@@ -53,11 +60,13 @@ except ModuleNotFoundError:  # pragma: no cover - Python 3.10: the tomli backpor
 __all__ = ["GridSpec", "SweepSpec", "TaskSpec", "load_spec", "spec_from_dict"]
 
 PLACEMENTS = ("in", "out")
-RESERVED_TRAINING = ("sigma", "seed")
+RESERVED_TRAINING = ("sigma", "sigma_dist", "seed")
 """Training options that are grid factors, not ``[training]`` entries."""
 RESERVED_MODEL = ("input_size", "output_size", "placement")
 """Model options the grid sets itself: sizes from the task, placement from the factor."""
 SUPERVISED_KINDS = ("ctrnn", "noisy_mlp")
+NOISE_TABLE_KEYS = ("dist", "per")
+"""The keys of a ``train_sigmas`` table entry: the distribution's spec and how it is drawn."""
 RL_KINDS = {"ctrnn": "CTRNNPolicyConfig", "noisy_mlp": "MLPPolicyConfig"}
 
 
@@ -108,7 +117,7 @@ class TaskSpec:
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class GridSpec:
-    """An experiment grid: tasks x training obs_noise x placements x training sigmas x seeds."""
+    """An experiment grid: tasks x training obs_noise x placements x training noise x seeds."""
 
     tasks: tuple[TaskSpec, ...]
     """The tasks, each with its options."""
@@ -116,8 +125,10 @@ class GridSpec:
     """The grid's name (in the summary's file names)."""
     placements: tuple[str, ...] = PLACEMENTS
     """Noise placements: ``in`` and/or ``out``."""
-    train_sigmas: tuple[float, ...] = (0.5,)
-    """Training noise levels of the networks."""
+    train_sigmas: tuple[float | str | Mapping[str, str] | NoiseDistribution, ...] = (0.5,)
+    """Training noise of the networks: fixed levels (numbers) and distributions (a spec string
+    such as ``"uniform:0,1"`` drawn per episode, a ``{"dist": ..., "per": "batch"}`` table, or a
+    :class:`~agents.noise_distribution.NoiseDistribution`)."""
     seeds: tuple[int, ...] = (0,)
     """Training seeds (initial weights, episodes, noise)."""
     train_obs_noise: tuple[float, ...] = (0.0,)
@@ -129,12 +140,33 @@ class GridSpec:
     model: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     """Model options shared by every task (the task's own override them)."""
     training: Mapping[str, Any] = dataclasses.field(default_factory=dict)
-    """Training options shared by every task, without ``sigma`` and ``seed``."""
+    """Training options shared by every task, without ``sigma``, ``sigma_dist`` and ``seed``."""
     sweep: SweepSpec = dataclasses.field(default_factory=SweepSpec)
     """The sweep of every cell (a task's ``sweep`` overrides it)."""
     ensemble_size: int = 1
     """Cells that share task and architecture (supervised CTRNNs differing in placement, sigma
     and seed) train together as one ensemble, this many at a time; 1 trains each alone."""
+
+    def train_noises(self) -> list[NoiseDistribution]:
+        """The ``train_sigmas`` entries as distributions (a fixed one for a number), in order.
+
+        Raises:
+            ValueError: naming the first bad entry (``train_sigmas[i]``) or a duplicate.
+        """
+        if not isinstance(self.train_sigmas, (tuple, list)) or len(self.train_sigmas) == 0:
+            raise ValueError(
+                f"grid spec: `train_sigmas` must be a non-empty list, got {self.train_sigmas!r}"
+            )
+        noises: list[NoiseDistribution] = []
+        for index, value in enumerate(self.train_sigmas):
+            noise = _train_noise(value, index)
+            if noise in noises:
+                raise ValueError(
+                    f"grid spec: `train_sigmas[{index}]` ({value!r}) is the same training noise as "
+                    f"`train_sigmas[{noises.index(noise)}]`; list each value once"
+                )
+            noises.append(noise)
+        return noises
 
     def cells(self) -> list[Cell]:
         """Validate the whole spec and expand it into its cells, in a fixed order.
@@ -217,16 +249,16 @@ def _check_factors(spec: GridSpec) -> None:
 
 
 def _check_values(spec: GridSpec) -> None:
-    for name in ("placements", "train_sigmas", "seeds", "train_obs_noise"):
+    for name in ("placements", "seeds", "train_obs_noise"):
         _check_list(name, getattr(spec, name))
+    spec.train_noises()
     for placement in spec.placements:
         if placement not in PLACEMENTS:
             raise ValueError(
                 f"grid spec: `placements` has {placement!r}; allowed: {list(PLACEMENTS)}"
             )
-    for name in ("train_sigmas", "train_obs_noise"):
-        for value in getattr(spec, name):
-            _check_level(name, value)
+    for value in spec.train_obs_noise:
+        _check_level("train_obs_noise", value)
     for seed in spec.seeds:
         if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
             raise ValueError(f"grid spec: `seeds` has {seed!r}; seeds are integers >= 0")
@@ -255,6 +287,34 @@ def _check_level(name: str, value: Any) -> None:
         )
 
 
+def _train_noise(value: Any, index: int) -> NoiseDistribution:
+    """One ``train_sigmas`` entry as a distribution; a ValueError names the entry."""
+    where = f"grid spec: `train_sigmas[{index}]` is {value!r}"
+    if isinstance(value, NoiseDistribution):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        _check_level("train_sigmas", value)
+        return NoiseDistribution.fixed(float(value))
+    if isinstance(value, Mapping):
+        unknown = [key for key in value if key not in NOISE_TABLE_KEYS]
+        if unknown or not isinstance(value.get("dist"), str):
+            raise ValueError(
+                f"{where}; a table entry needs `dist` (a spec string) and optionally `per` "
+                f"(row or batch), keys {list(NOISE_TABLE_KEYS)}"
+            )
+        text, per = value["dist"], value.get("per", "row")
+    elif isinstance(value, str):
+        text, per = value, "row"
+    else:
+        raise ValueError(
+            f"{where}; entries are noise levels >= 0 or distribution specs such as {SPEC_EXAMPLES}"
+        )
+    try:
+        return NoiseDistribution.parse(text, per=per)
+    except ValueError as error:
+        raise ValueError(f"{where}: {error}") from None
+
+
 def _check_reserved(name: str, mapping: Mapping[str, Any], reserved: Sequence[str]) -> None:
     if not isinstance(mapping, Mapping):
         raise ValueError(f"grid spec: `{name}` must be a table of options, got {mapping!r}")
@@ -263,6 +323,7 @@ def _check_reserved(name: str, mapping: Mapping[str, Any], reserved: Sequence[st
         raise ValueError(
             f"grid spec: `{name}.{taken[0]}` is set by the grid itself (its factors or the task); "
             "remove it"
+            + (" and list the distribution in `train_sigmas`" if "dist" in taken[0] else "")
         )
 
 
@@ -313,13 +374,13 @@ def _task_cells(spec: GridSpec, task: TaskSpec, entry: str) -> list[Cell]:
     model_options = dict(spec.model) | dict(task.model)
     training = dict(spec.training) | dict(task.training)
     cells = []
-    for obs_noise, placement, sigma, seed in itertools.product(
-        spec.train_obs_noise, spec.placements, spec.train_sigmas, spec.seeds
+    for obs_noise, placement, noise, seed in itertools.product(
+        spec.train_obs_noise, spec.placements, spec.train_noises(), spec.seeds
     ):
         config = task_kwargs[obs_noise]
         example = cls(**config.to_dict())
         kind, model = _model_config(spec, example, model_options, placement, entry)
-        train = _train_config(spec.trainer, training, sigma, seed, entry)
+        train = _train_config(spec.trainer, training, noise, seed, entry)
         cells.append(
             Cell(
                 label=task.name,
@@ -384,12 +445,22 @@ def _model_config(
 
 
 def _train_config(
-    trainer: str, options: dict[str, Any], sigma: float, seed: int, entry: str
+    trainer: str, options: dict[str, Any], noise: NoiseDistribution, seed: int, entry: str
 ) -> dict[str, Any]:
+    """The trainer's config dict: ``sigma`` for a fixed level, ``sigma_dist`` for a distribution.
+
+    A fixed level gives the dict it gave before distributions existed (so the same hash).
+    """
     if trainer == "rl":
         from agents.sb3.config import RLTrainConfig as cls
     else:
         from agents.train_config import TrainConfig as cls
     values = {k: tuple(v) if isinstance(v, list) else v for k, v in options.items()}
-    config = _checked(f"{entry}.training", lambda: cls(sigma=float(sigma), seed=seed, **values))
+    if noise.kind == "fixed":
+        values["sigma"] = float(noise.levels[0])
+        where = f"{entry}.training"
+    else:
+        values["sigma_dist"] = noise
+        where = f"{entry}.training with train_sigmas entry {noise.describe()!r}"
+    config = _checked(where, lambda: cls(seed=seed, **values))
     return config.to_dict()

@@ -2,7 +2,11 @@
 
 The table is written as CSV (floats written to round-trip exactly) and, when pyarrow is
 installed, also as Parquet. :func:`settings_table` groups the rows by task, placement, training
-sigma and axis and says whether the setting shows noise preference over its seeds.
+noise and axis and says whether the setting shows noise preference over its seeds.
+
+The training noise is two columns: ``train_noise`` names it (``0.5``, or a distribution's spec
+such as ``uniform:0,1``) and ``train_sigma`` is its level (a distribution's mean). Tables written
+before distributions have no ``train_noise``; :func:`read_table` fills it from ``train_sigma``.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ COLUMNS = (
     "activation",
     "placement",
     "train_sigma",
+    "train_noise",
     "train_obs_noise",
     "seed",
     "axis",
@@ -70,6 +75,7 @@ _BOOLS = {"higher_is_better", "significant"}
 def write_table(rows: Sequence[dict[str, Any]], path: str | Path) -> list[Path]:
     """Write ``rows`` to ``path`` (CSV) and, with pyarrow, beside it as ``.parquet``; the paths."""
     path = Path(path)
+    rows = [_with_noise(row) for row in rows]  # rows of cells recorded before the column
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(COLUMNS)
@@ -93,7 +99,14 @@ def write_table(rows: Sequence[dict[str, Any]], path: str | Path) -> list[Path]:
 def read_table(path: str | Path) -> list[dict[str, Any]]:
     """The rows of a summary CSV written by :func:`write_table`, with their types."""
     with Path(path).open(encoding="utf-8", newline="") as stream:
-        return [_typed(row) for row in csv.DictReader(stream)]
+        return [_with_noise(_typed(row)) for row in csv.DictReader(stream)]
+
+
+def _with_noise(row: dict[str, Any]) -> dict[str, Any]:
+    """``row`` with a ``train_noise`` (a fixed level's, for rows written before the column)."""
+    if "train_noise" in row or "train_sigma" not in row:
+        return row
+    return {**row, "train_noise": f"{row['train_sigma']:g}"}
 
 
 def _cell_text(value: Any) -> str:
@@ -115,7 +128,7 @@ def _typed(row: dict[str, str]) -> dict[str, Any]:
 
 
 class Setting(dict):
-    """One task x placement x training sigma x axis over its seeds (a dict of its columns)."""
+    """One task x placement x training noise x axis over its seeds (a dict of its columns)."""
 
 
 def settings(rows: Sequence[dict[str, Any]]) -> list[Setting]:
@@ -124,7 +137,16 @@ def settings(rows: Sequence[dict[str, Any]]) -> list[Setting]:
     ``verdict`` is ``preference`` when sigma* > 0 is significant in more than half the seeds,
     ``zero`` when sigma* is 0 in more than half, else ``mixed``.
     """
-    factors = ("task", "activation", "placement", "train_obs_noise", "train_sigma", "axis")
+    factors = (
+        "task",
+        "activation",
+        "placement",
+        "train_obs_noise",
+        "train_sigma",
+        "train_noise",
+        "axis",
+    )
+    rows = [_with_noise(row) for row in rows]
     groups = itertools.groupby(
         sorted(rows, key=lambda row: [str(row[f]) for f in factors]),
         key=lambda row: tuple(row[f] for f in factors),
@@ -151,7 +173,10 @@ def settings(rows: Sequence[dict[str, Any]]) -> list[Setting]:
                 verdict=verdict,
             )
         )
-    return sorted(out, key=lambda s: (s["task"], s["axis"], s["placement"], s["train_sigma"]))
+    return sorted(
+        out,
+        key=lambda s: (s["task"], s["axis"], s["placement"], s["train_sigma"], s["train_noise"]),
+    )
 
 
 def settings_table(rows: Sequence[dict[str, Any]]) -> str:
@@ -161,7 +186,7 @@ def settings_table(rows: Sequence[dict[str, Any]]) -> str:
             "task",
             "axis",
             "placement",
-            "train sigma",
+            "train noise",
             "obs noise",
             "seeds",
             "sigma* mean [min, max]",
@@ -176,7 +201,7 @@ def settings_table(rows: Sequence[dict[str, Any]]) -> str:
                 s["task"],
                 s["axis"],
                 f"noise-{s['placement']}",
-                f"{s['train_sigma']:g}",
+                _noise_text(s),
                 f"{s['train_obs_noise']:g}",
                 str(s["seeds"]),
                 f"{s['sigma_star_mean']:.3g} [{s['sigma_star_min']:g}, {s['sigma_star_max']:g}]",
@@ -186,6 +211,12 @@ def settings_table(rows: Sequence[dict[str, Any]]) -> str:
             ]
         )
     return format_rows(lines)
+
+
+def _noise_text(setting: dict[str, Any]) -> str:
+    """The training noise of a setting: ``0.5``, or ``uniform:0,1 (mean 0.5)``."""
+    label, level = setting["train_noise"], setting["train_sigma"]
+    return label if label == f"{level:g}" else f"{label} (mean {level:.3g})"
 
 
 def _mean(values: Sequence[float]) -> float:
