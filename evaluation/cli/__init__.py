@@ -14,17 +14,7 @@ from collections.abc import Sequence
 
 import torch
 
-from evaluation.cli import (
-    analyze,
-    demo,
-    envs,
-    grid,
-    plot,
-    recalibrate,
-    sweep,
-    train,
-    trials,
-)
+from evaluation.cli import analyze, demo, envs, grid, plot, recalibrate, sweep, train, trials
 from evaluation.cli._errors import Parser, run_handler
 from evaluation.cli._types import join_negative_values
 

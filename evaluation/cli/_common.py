@@ -1,25 +1,24 @@
-"""What every ``noisepref`` command shares: sub-command parsers, device/thread options, path checks."""
+"""What the ``noisepref`` commands share: their parsers, common options, path and run checks."""
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from agents.errors import CorruptRun, NotARunFolder, RunError
 from agents.runs import RUN_FILE, Run, load_run
-from evaluation.cli._errors import (
-    Parser,
-)
-from evaluation.cli._types import (
-    positive_int,
-    torch_device,
-)
+from evaluation.cli._errors import Parser
+from evaluation.cli._types import nonempty_path, nonnegative_int, positive_int, torch_device
 
 
-def add_command(commands: Any, name: str, handler: Callable, **kwargs: Any) -> Parser:
-    parser = commands.add_parser(name, allow_abbrev=False, **kwargs)
+def add_command(
+    commands: Any, name: str, handler: Callable, help: str, description: str | None = None
+) -> Parser:
+    """Add sub-command ``name`` (run by ``handler(args)``) with its own ``--debug``."""
+    parser = commands.add_parser(name, allow_abbrev=False, help=help, description=description)
     parser.add_argument(
         "--debug", action="store_true", default=argparse.SUPPRESS, help="show the traceback"
     )
@@ -27,15 +26,8 @@ def add_command(commands: Any, name: str, handler: Callable, **kwargs: Any) -> P
     return parser
 
 
-def check_output(path: Path, option: str, *, folder: bool) -> None:
-    """Refuse an output path that names the wrong kind of thing (a folder for a file, ...)."""
-    if folder and path.exists() and not path.is_dir():
-        raise ValueError(f"`{option}` must name a folder, but {path} is a file")
-    if not folder and path.is_dir():
-        raise ValueError(f"`{option}` must name a file, but {path} is a folder")
-
-
 def add_common_options(parser: argparse.ArgumentParser) -> None:
+    """``--device``, ``--no-progress`` and ``--threads``, read by :func:`run_options`."""
     parser.add_argument(
         "--device",
         type=torch_device,
@@ -54,6 +46,54 @@ def add_common_options(parser: argparse.ArgumentParser) -> None:
         help="torch CPU threads (default: torch's choice); 1 is best for small networks on a "
         "machine that is busy with other work",
     )
+
+
+def run_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``device`` and ``progress`` keywords of the library's long-running functions."""
+    return {"device": args.device, "progress": not args.no_progress}
+
+
+def add_seed(parser: argparse.ArgumentParser, of: str) -> None:
+    """``--seed`` (an integer >= 0, default 0): the seed ``of`` what."""
+    parser.add_argument(
+        "--seed", type=nonnegative_int, default=0, help=f"seed of {of} (default: 0)"
+    )
+
+
+def add_figure_out(parser: argparse.ArgumentParser, default: str) -> None:
+    """``--out``: the figure to write, ``default`` unless given."""
+    parser.add_argument(
+        "--out",
+        type=nonempty_path,
+        default=Path(default),
+        help=f"figure to write; its extension names the format (default: {default})",
+    )
+
+
+def add_overwrite(parser: argparse.ArgumentParser, holds: str, then: str = "") -> None:
+    """``--overwrite``: move aside what ``--out`` holds (``holds``, e.g. 'anything else')."""
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help=f"if --out holds {holds}, move it aside into OUT/.replaced-* (never deleted){then}",
+    )
+
+
+@contextlib.contextmanager
+def command_line_advice() -> Iterator[None]:
+    """Re-raise a RunError with the library's advice in the command line's words."""
+    try:
+        yield
+    except RunError as error:
+        raise type(error)(str(error).replace("overwrite=True", "--overwrite")) from error
+
+
+def check_output(path: Path, option: str, *, folder: bool) -> None:
+    """Refuse an output path that names the wrong kind of thing (a folder for a file, ...)."""
+    if folder and path.exists() and not path.is_dir():
+        raise ValueError(f"`{option}` must name a folder, but {path} is a file")
+    if not folder and path.is_dir():
+        raise ValueError(f"`{option}` must name a file, but {path} is a folder")
 
 
 def check_run_folder(path: Path) -> None:

@@ -9,15 +9,18 @@ from typing import Any
 from agents.ctrnn import CTRNN
 from agents.noise_distribution import training_noise
 from agents.runs import Run
-from evaluation.cli._common import (
-    add_command,
-    add_common_options,
-    check_output,
-    load_run_folder,
-)
+from evaluation.cli._common import add_command, add_common_options, check_output, load_run_folder
 from evaluation.cli._options import add_config_arguments
-from evaluation.cli._types import (
-    nonempty_path,
+from evaluation.cli._types import nonempty_path
+
+HELP = "explain trained runs' noise preference: fixed points, noise shift, bias, kinks"
+
+DESCRIPTION = (
+    "Analyse trained CTRNN runs at their training noise: noise-free fixed points, the "
+    "noise-induced shift of the stationary mean (simulated and mean-field), the output "
+    "bias it causes at other test noise, and the share of units near the kink. Prints a "
+    "report and writes mechanism.txt and mechanism_*.png per run, plus "
+    "kink_occupancy.png comparing several runs. Every run folder is checked first."
 )
 
 
@@ -25,19 +28,7 @@ def add(commands: Any) -> None:
     """Add ``noisepref analyze`` to the sub-command parsers ``commands``."""
     from evaluation.mechanism.analysis import AnalysisConfig
 
-    parser = add_command(
-        commands,
-        "analyze",
-        _analyze,
-        help="explain trained runs' noise preference: fixed points, noise shift, bias, kinks",
-        description=(
-            "Analyse trained CTRNN runs at their training noise: noise-free fixed points, the "
-            "noise-induced shift of the stationary mean (simulated and mean-field), the output "
-            "bias it causes at other test noise, and the share of units near the kink. Prints a "
-            "report and writes mechanism.txt and mechanism_*.png per run, plus "
-            "kink_occupancy.png comparing several runs. Every run folder is checked first."
-        ),
-    )
+    parser = add_command(commands, "analyze", _analyze, HELP, DESCRIPTION)
     parser.add_argument("runs", nargs="+", type=nonempty_path, help="CTRNN run folders to analyse")
     parser.add_argument(
         "--out",

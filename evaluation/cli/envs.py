@@ -5,16 +5,16 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from evaluation.cli._common import (
-    add_command,
-)
+from evaluation.cli._common import add_command
 from noise_envs.core import Metric
 from noise_envs.registration import TASKS
+
+HELP = "list the registered environments"
 
 
 def add(commands: Any) -> None:
     """Add ``noisepref envs`` to the sub-command parsers ``commands``."""
-    add_command(commands, "envs", _envs, help="list the registered environments")
+    add_command(commands, "envs", _envs, HELP)
 
 
 def _envs(args: argparse.Namespace) -> int:

@@ -6,14 +6,24 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from evaluation.cli._common import (
-    add_command,
-    add_common_options,
-    check_output,
+from evaluation.cli._common import add_command, add_common_options, check_output, run_options
+from evaluation.cli._types import nonempty_path, positive_int
+
+GRID_HELP = "train and sweep every cell of an experiment grid (TOML), resumable"
+
+GRID_DESCRIPTION = (
+    "Validate a grid spec (see examples/grid.toml), then train and sweep each cell not yet "
+    "done into OUT/<cell>-<hash>; write OUT/summary.csv (one row per cell: sigma*, its "
+    "interval, the metric at 0 and at sigma*, their ratio), settings.txt and the figures. "
+    "Rerunning skips finished cells, resumes partial ones and redoes corrupt ones."
 )
-from evaluation.cli._types import (
-    nonempty_path,
-    positive_int,
+
+REPRODUCE_HELP = "run the preset grids behind the README's results (one task or all)"
+
+REPRODUCE_DESCRIPTION = (
+    "Run the preset grid of a task (or of all of them) at quick scale (minutes per task "
+    "on 2 CPU cores) or paper scale (a GPU or a cluster), into OUT/<task>/, and write "
+    "OUT/results.md: one row per task, placement and training sigma, with the verdict."
 )
 
 
@@ -37,20 +47,16 @@ def _grid_options(parser: argparse.ArgumentParser) -> None:
     add_common_options(parser)
 
 
+def _grid_run_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The options of ``run_grid`` that ``_grid_options`` adds."""
+    return {"workers": args.workers, "backend": args.backend, "address": args.address} | (
+        run_options(args)
+    )
+
+
 def add_grid(commands: Any) -> None:
     """Add ``noisepref grid`` to the sub-command parsers ``commands``."""
-    parser = add_command(
-        commands,
-        "grid",
-        _grid,
-        help="train and sweep every cell of an experiment grid (TOML), resumable",
-        description=(
-            "Validate a grid spec (see examples/grid.toml), then train and sweep each cell not yet "
-            "done into OUT/<cell>-<hash>; write OUT/summary.csv (one row per cell: sigma*, its "
-            "interval, the metric at 0 and at sigma*, their ratio), settings.txt and the figures. "
-            "Rerunning skips finished cells, resumes partial ones and redoes corrupt ones."
-        ),
-    )
+    parser = add_command(commands, "grid", _grid, GRID_HELP, GRID_DESCRIPTION)
     parser.add_argument("spec", type=nonempty_path, help="the grid spec, a TOML file")
     parser.add_argument("--out", type=nonempty_path, required=True, help="the grid's output folder")
     _grid_options(parser)
@@ -65,11 +71,7 @@ def _grid(args: argparse.Namespace) -> int:
     result = run_grid(
         load_spec(args.spec),
         args.out,
-        workers=args.workers,
-        backend=args.backend,
-        address=args.address,
-        device=args.device,
-        progress=not args.no_progress,
+        **_grid_run_options(args),
     )
     print(result.settings_table())
     print(
@@ -84,17 +86,7 @@ def add_reproduce(commands: Any) -> None:
     """Add ``noisepref reproduce`` to the sub-command parsers ``commands``."""
     from evaluation.grid.presets import SCALES, preset_names
 
-    parser = add_command(
-        commands,
-        "reproduce",
-        _reproduce,
-        help="run the preset grids behind the README's results (one task or all)",
-        description=(
-            "Run the preset grid of a task (or of all of them) at quick scale (minutes per task "
-            "on 2 CPU cores) or paper scale (a GPU or a cluster), into OUT/<task>/, and write "
-            "OUT/results.md: one row per task, placement and training sigma, with the verdict."
-        ),
-    )
+    parser = add_command(commands, "reproduce", _reproduce, REPRODUCE_HELP, REPRODUCE_DESCRIPTION)
     parser.add_argument(
         "task",
         choices=(*preset_names(), "all", "remedies"),
@@ -144,11 +136,7 @@ def _reproduce(args: argparse.Namespace) -> int:
         results[name] = run_grid(
             preset(name, args.scale),
             args.out / name,
-            workers=args.workers,
-            backend=args.backend,
-            address=args.address,
-            device=args.device,
-            progress=not args.no_progress,
+            **_grid_run_options(args),
         )
         print(f"{name} ({results[name].seconds / 60:.1f} min)\n{results[name].settings_table()}\n")
     command = f"noisepref reproduce {args.task} --scale {args.scale}"
@@ -189,8 +177,7 @@ def _reproduce_remedies(args: argparse.Namespace) -> int:
             task,
             args.out / f"remedies_{task}",
             scale=args.scale,
-            device=args.device,
-            progress=not args.no_progress,
+            **run_options(args),
         )
         print(f"{task} ({result.seconds / 60:.1f} min)\n{result.table()}\n")
         sections.append(f"### {task}\n\n" + (result.files[1]).read_text(encoding="utf-8"))

@@ -7,38 +7,25 @@ from pathlib import Path
 from typing import Any
 
 from agents.noise_distribution import training_noise
-from evaluation.cli._common import (
-    add_command,
-    check_output,
-    load_run_folder,
-)
-from evaluation.cli._types import (
-    nonempty_path,
-)
+from evaluation.cli._common import add_command, add_figure_out, check_output, load_run_folder
+from evaluation.cli._types import nonempty_path
 from evaluation.plots.multitask import plot_perf_by_task
 from evaluation.plots.sweep import plot_sweep, save_figure
 from evaluation.sweep_result import SweepResult
 from noise_envs.multitask import MultitaskTask
 
+HELP = "plot metric against test noise for swept runs"
+
+DESCRIPTION = "Plot sweeps (run folders holding sweep.csv, or sweep CSV files) in one figure."
+
 
 def add(commands: Any) -> None:
     """Add ``noisepref plot`` to the sub-command parsers ``commands``."""
-    parser = add_command(
-        commands,
-        "plot",
-        _plot,
-        help="plot metric against test noise for swept runs",
-        description="Plot sweeps (run folders holding sweep.csv, or sweep CSV files) in one figure.",
-    )
+    parser = add_command(commands, "plot", _plot, HELP, DESCRIPTION)
     parser.add_argument(
         "sweeps", nargs="+", type=nonempty_path, help="run folders or sweep CSV files"
     )
-    parser.add_argument(
-        "--out",
-        type=nonempty_path,
-        default=Path("noise_preference.png"),
-        help="figure to write; its extension names the format (default: noise_preference.png)",
-    )
+    add_figure_out(parser, "noise_preference.png")
     parser.add_argument("--metric", help="metric to plot (default: the task's primary metric)")
     scale = parser.add_mutually_exclusive_group()
     scale.add_argument(

@@ -5,36 +5,32 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from agents.errors import RunError
 from evaluation.cli._common import (
     add_command,
     add_common_options,
+    add_overwrite,
+    add_seed,
     check_output,
+    command_line_advice,
     load_run_folder,
 )
-from evaluation.cli._types import (
-    nonempty_path,
-    nonnegative_int,
-    positive_int,
+from evaluation.cli._types import nonempty_path, positive_int
+
+HELP = "refit a run's linear read-out for another noise level into a new run folder"
+
+DESCRIPTION = (
+    "Recalibrate a trained run for the noise level it will meet, without retraining its "
+    "recurrent weights: run episodes of its task at --to-sigma, refit the linear read-out "
+    "by least squares on the states seen (closed form, seconds), and write a new run "
+    "folder that records the source run, the noise, the method, the episodes and the "
+    "seed. --bias-shift first moves the unit biases by the mean-field shift. The new run "
+    "sweeps, plots and analyses like any run."
 )
 
 
 def add(commands: Any) -> None:
     """Add ``noisepref recalibrate`` to the sub-command parsers ``commands``."""
-    parser = add_command(
-        commands,
-        "recalibrate",
-        _recalibrate,
-        help="refit a run's linear read-out for another noise level into a new run folder",
-        description=(
-            "Recalibrate a trained run for the noise level it will meet, without retraining its "
-            "recurrent weights: run episodes of its task at --to-sigma, refit the linear read-out "
-            "by least squares on the states seen (closed form, seconds), and write a new run "
-            "folder that records the source run, the noise, the method, the episodes and the "
-            "seed. --bias-shift first moves the unit biases by the mean-field shift. The new run "
-            "sweeps, plots and analyses like any run."
-        ),
-    )
+    parser = add_command(commands, "recalibrate", _recalibrate, HELP, DESCRIPTION)
     parser.add_argument(
         "run", type=nonempty_path, help="the run folder to recalibrate (left unchanged)"
     )
@@ -55,20 +51,14 @@ def add(commands: Any) -> None:
         default=512,
         help="episodes whose states the read-out is fitted on (default: 512)",
     )
-    parser.add_argument(
-        "--seed", type=nonnegative_int, default=0, help="seed of those episodes (default: 0)"
-    )
+    add_seed(parser, "those episodes")
     parser.add_argument(
         "--ridge",
         type=float,
         default=1e-8,
         help="ridge penalty on the read-out weights, relative to the mse (default: 1e-8)",
     )
-    parser.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="if --out holds anything else, move it aside into OUT/.replaced-* (never deleted)",
-    )
+    add_overwrite(parser, "anything else")
     add_common_options(parser)
 
 
@@ -77,7 +67,7 @@ def _recalibrate(args: argparse.Namespace) -> int:
 
     check_output(args.out, "--out", folder=True)
     source = load_run_folder(args.run, args.device)  # a path that is not a run is refused first
-    try:
+    with command_line_advice():
         run = recalibrate(
             source.path,
             args.out,
@@ -89,7 +79,5 @@ def _recalibrate(args: argparse.Namespace) -> int:
             device=args.device,
             overwrite=args.overwrite,
         )
-    except RunError as error:
-        raise type(error)(str(error).replace("overwrite=True", "--overwrite")) from error
     print(f"{run!r}\nread-out fitted at sigma {args.to_sigma:g}: mse {run.history[-1]['loss']:.4g}")
     return 0

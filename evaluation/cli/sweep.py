@@ -16,33 +16,30 @@ from agents.run_lifecycle import run_lock
 from evaluation.cli._common import (
     add_command,
     add_common_options,
+    add_seed,
     check_output,
     check_run_folder,
     load_run_folder,
+    run_options,
 )
-from evaluation.cli._types import (
-    noise_levels,
-    nonempty_path,
-    nonnegative_int,
-    positive_int,
-)
+from evaluation.cli._types import noise_levels, nonempty_path, positive_int
 from evaluation.plots.multitask import by_task_table
 from evaluation.stats import preference, preference_table
 from evaluation.sweep import sweep_noise
 from evaluation.sweep_result import summary_table
 from noise_envs.multitask import MultitaskTask
 
+HELP = "sweep a trained run's test noise and report its noise preference"
+
+DESCRIPTION = (
+    "Evaluate a run at many test noise levels (all batched, common random "
+    "numbers). The table is written only when the sweep succeeds."
+)
+
 
 def add(commands: Any) -> None:
     """Add ``noisepref sweep`` to the sub-command parsers ``commands``."""
-    parser = add_command(
-        commands,
-        "sweep",
-        _sweep,
-        help="sweep a trained run's test noise and report its noise preference",
-        description="Evaluate a run at many test noise levels (all batched, common random "
-        "numbers). The table is written only when the sweep succeeds.",
-    )
+    parser = add_command(commands, "sweep", _sweep, HELP, DESCRIPTION)
     parser.add_argument("run", type=nonempty_path, help="run folder written by `noisepref train`")
     parser.add_argument(
         "--levels",
@@ -53,9 +50,7 @@ def add(commands: Any) -> None:
     parser.add_argument(
         "--episodes", type=positive_int, default=256, help="episodes per level (default: 256)"
     )
-    parser.add_argument(
-        "--seed", type=nonnegative_int, default=0, help="seed of the sweep (default: 0)"
-    )
+    add_seed(parser, "the sweep")
     parser.add_argument("--metric", help="metric to report (default: the task's primary metric)")
     parser.add_argument("--out", type=nonempty_path, help="CSV to write (default: RUN/sweep.csv)")
     add_common_options(parser)
@@ -107,8 +102,7 @@ def _sweep_locked(args: argparse.Namespace, out: Path) -> int:
         default_levels(noise.high) if args.levels is None else args.levels,
         episodes=args.episodes,
         seed=args.seed,
-        device=args.device,
-        progress=not args.no_progress,
+        **run_options(args),
     )
     label = run.path.resolve().name
     tables = [

@@ -8,7 +8,6 @@ from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from agents.ctrnn import CTRNNConfig
-from agents.errors import RunError
 from agents.noise_distribution import NOISE_PER, SPEC_EXAMPLES, NoiseDistribution, training_noise
 from agents.runs import Run
 from agents.sb3.config import RL_ALGOS, CTRNNPolicyConfig, MLPPolicyConfig, RLTrainConfig
@@ -16,17 +15,14 @@ from agents.supervised import TrainConfig, train_run
 from evaluation.cli._common import (
     add_command,
     add_common_options,
+    add_overwrite,
     check_output,
+    command_line_advice,
+    run_options,
 )
-from evaluation.cli._errors import (
-    Parser,
-    warn,
-)
+from evaluation.cli._errors import Parser, warn
 from evaluation.cli._options import add_config_arguments
-from evaluation.cli._types import (
-    json_object,
-    nonempty_path,
-)
+from evaluation.cli._types import json_object, nonempty_path
 from noise_envs.registration import make_task
 
 ALGOS = ("supervised", *RL_ALGOS)
@@ -86,12 +82,7 @@ def add(commands: Any, algo: str) -> None:
     parser.add_argument(
         "--out", required=True, type=nonempty_path, help="run folder to write (or resume)"
     )
-    parser.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="if --out holds anything but this run, move it aside into OUT/.replaced-* (never "
-        "deleted) and train afresh",
-    )
+    add_overwrite(parser, "anything but this run", " and train afresh")
     groups = [
         add_config_arguments(parser, cls, exclude=exclude, title=f"{cls.__name__} options")
         for cls, exclude in _algo_configs(algo)
@@ -182,19 +173,16 @@ def _train(args: argparse.Namespace) -> int:
         model_config = model_options.build(args)
     _warn_without_noise(training_noise(train_config).high)
     trainer = train_run if args.algo == "supervised" else _train_rl_run
-    try:
+    with command_line_advice():  # the library's advice, in the command line's words
         run = trainer(
             args.out,
             args.task,
             model_config,
             train_config,
             task_kwargs=args.task_kwargs,
-            device=args.device,
-            progress=not args.no_progress,
             overwrite=args.overwrite,
+            **run_options(args),
         )
-    except RunError as error:  # the library's advice, in the command line's words
-        raise type(error)(str(error).replace("overwrite=True", "--overwrite")) from error
     final = run.history[-1]["loss"] if run.history else float("nan")
     print(f"{run!r}\nfinal {'training' if args.algo == 'supervised' else 'PPO'} loss {final:.4g}")
     if dist is not None:

@@ -3,45 +3,39 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
 
 from agents.noise_distribution import training_noise
 from evaluation.cli._common import (
     add_command,
     add_common_options,
+    add_figure_out,
+    add_seed,
     check_output,
     load_run_folder,
 )
-from evaluation.cli._errors import (
-    warn,
-)
-from evaluation.cli._types import (
-    nonempty_path,
-    nonnegative_int,
-)
+from evaluation.cli._errors import warn
+from evaluation.cli._types import nonempty_path
 from evaluation.plots.multitask import FAMILIES, plot_trials
 from evaluation.plots.sweep import save_figure
 from noise_envs._checks import check_choice
 from noise_envs.multitask import MultitaskTask
 from noise_envs.multitask_trials import ALIASES, TASK_NAMES, resolve_task_name
 
+HELP = f"draw {MultitaskTask.id} trials: inputs, targets and a run's outputs over time"
+
+DESCRIPTION = (
+    f"Draw one trial of each chosen {MultitaskTask.id} task, a column each: the fixation "
+    "input, target and output, input rings 1 and 2, the target ring and the network's "
+    "output ring as heat maps (units against time); grey marks unscored steps. With "
+    "RUN, the run's network acts at its training noise (or --sigma) in the run's task "
+    "options (dt, ring size); without RUN (or with --env-only), inputs and targets only."
+)
+
 
 def add(commands: Any) -> None:
     """Add ``noisepref trials`` to the sub-command parsers ``commands``."""
-    parser = add_command(
-        commands,
-        "trials",
-        _trials,
-        help=f"draw {MultitaskTask.id} trials: inputs, targets and a run's outputs over time",
-        description=(
-            f"Draw one trial of each chosen {MultitaskTask.id} task, a column each: the fixation "
-            "input, target and output, input rings 1 and 2, the target ring and the network's "
-            "output ring as heat maps (units against time); grey marks unscored steps. With "
-            "RUN, the run's network acts at its training noise (or --sigma) in the run's task "
-            "options (dt, ring size); without RUN (or with --env-only), inputs and targets only."
-        ),
-    )
+    parser = add_command(commands, "trials", _trials, HELP, DESCRIPTION)
     parser.add_argument(
         "run", nargs="?", type=nonempty_path, help=f"a {MultitaskTask.id} run folder (optional)"
     )
@@ -54,18 +48,11 @@ def add(commands: Any) -> None:
     which.add_argument(
         "--family", choices=FAMILIES, help="the tasks of one family of Yang et al.'s Fig. 1"
     )
-    parser.add_argument(
-        "--out",
-        type=nonempty_path,
-        default=Path("trials.png"),
-        help="figure to write; its extension names the format (default: trials.png)",
-    )
+    add_figure_out(parser, "trials.png")
     parser.add_argument(
         "--sigma", type=float, help="the network's noise level (default: its training noise)"
     )
-    parser.add_argument(
-        "--seed", type=nonnegative_int, default=0, help="seed of the trials and the noise"
-    )
+    add_seed(parser, "the trials and the noise")
     parser.add_argument(
         "--obs-noise",
         type=float,
