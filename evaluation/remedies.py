@@ -10,11 +10,13 @@ one training noise level ``sigma``, :func:`run_remedies` compares three noise-in
   multitask's sigmoid) have no such row.
 
 The two trained networks are grid cells (:func:`evaluation.grid.cell_run.run_cell`: folders named
-by content hash, resumable, skipped when done); every network is swept over the same test levels
-(``0``, ``sigma`` and ``2 sigma`` always among them). It writes ``remedies.csv`` (one row per
-remedy and seed), ``remedies.md`` (the table averaged over seeds), ``remedies.png`` (metric
-against test noise, the seeds' episodes pooled) and, with ``analyze``, the output bias and kink
-occupancy of the mechanism analysis for each trained network (seed 0), which say *why*.
+by content hash, resumable, skipped when done): the preset's grid with its training-noise factor
+set to ``sigma`` and ``U(0, 2 sigma)`` (a distribution entry of ``train_sigmas``); every network is
+swept over the same test levels (``0``, ``sigma`` and ``2 sigma`` always among them). It writes
+``remedies.csv`` (one row per remedy and seed), ``remedies.md`` (the table averaged over seeds),
+``remedies.png`` (metric against test noise, the seeds' episodes pooled) and, with ``analyze``, the
+output bias and kink occupancy of the mechanism analysis for each trained network (seed 0), which
+say *why*.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from agents.runs import load_run
 from evaluation.grid.cell_run import SWEEP_FILES, run_cell
 from evaluation.grid.cells import Cell
 from evaluation.grid.presets import preset
+from evaluation.grid.spec import GridSpec
 from evaluation.plots.sweep import plot_sweep, save_figure
 from evaluation.recalibrate import check_recalibratable, recalibrate
 from evaluation.sweep import sweep_noise
@@ -134,11 +137,10 @@ def run_remedies(
     check_positive("sigma", sigma)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    cells = _cells(spec.cells(), sigma)
     rows: list[dict[str, Any]] = []
     pooled: dict[str, list[SweepResult]] = {name: [] for name in REMEDIES}
-    for fixed in cells:
-        networks = _networks(fixed, sigma, to_sigma, out, device, progress)
+    for fixed, distribution in _cells(spec, sigma):
+        networks = _networks(fixed, distribution, to_sigma, out, device, progress)
         for remedy, (folder, result) in networks.items():
             pooled[remedy].append(result)
             rows.append(_row(task, remedy, fixed.seed, folder, result, sigma))
@@ -149,36 +151,36 @@ def run_remedies(
     return RemediesResult(task, sigma, rows, sweeps, files, time.perf_counter() - tick)
 
 
-def _cells(cells: Sequence[Cell], sigma: float) -> list[Cell]:
-    """The preset's noise-in cells at ``sigma`` (no observation noise), swept at 0, s and 2 s."""
-    chosen = [
-        c
-        for c in cells
-        if c.placement == "in" and c.train_sigma == sigma and c.train_obs_noise == 0
-    ]
-    if not chosen:
-        levels = sorted({c.train_sigma for c in cells})
+def _cells(spec: GridSpec, sigma: float) -> list[tuple[Cell, Cell]]:
+    """Per seed, the preset's noise-in cell at ``sigma`` and at ``U(0, 2 sigma)``.
+
+    Both come from the preset's grid with its training-noise factor set to the two (no
+    observation noise), swept at 0, s and 2 s; the fixed cell is the preset's own.
+    """
+    trained = sorted({c.train_sigma for c in spec.cells()})
+    if sigma not in trained:
         raise ValueError(
-            f"`sigma` must be one of the preset's training levels {levels}, got {sigma}"
+            f"`sigma` must be one of the preset's training levels {trained}, got {sigma}"
         )
-    result = []
-    for cell in chosen:
+    grid = dataclasses.replace(
+        spec,
+        placements=("in",),
+        train_sigmas=(sigma, NoiseDistribution.uniform(0.0, 2.0 * sigma)),
+        train_obs_noise=(0.0,),
+    )
+    by_noise: dict[bool, dict[int, Cell]] = {True: {}, False: {}}
+    for cell in grid.cells():
         levels = sorted({*map(float, cell.sweep["test_sigmas"]), 0.0, sigma, 2 * sigma})
         sweep = {**cell.sweep, "axes": ["model"], "test_sigmas": levels}
-        result.append(dataclasses.replace(cell, sweep=sweep))
-    return result
+        fixed = cell.train_noise.kind == "fixed"
+        by_noise[fixed][cell.seed] = dataclasses.replace(cell, sweep=sweep)
+    return [(cell, by_noise[False][seed]) for seed, cell in by_noise[True].items()]
 
 
 def _networks(
-    fixed: Cell, sigma: float, to_sigma: float, out: Path, device: Any, progress: bool
+    fixed: Cell, distribution: Cell, to_sigma: float, out: Path, device: Any, progress: bool
 ) -> dict[str, tuple[Path, SweepResult]]:
     """Each remedy's run folder and sweep, for the seed of ``fixed``."""
-    dist = NoiseDistribution.uniform(0.0, 2.0 * sigma)
-    distribution = dataclasses.replace(
-        fixed,
-        label=f"{fixed.label}_dist",
-        train={**fixed.train, "sigma": 0.0, "sigma_dist": dist.to_dict()},
-    )
     networks = {}
     for remedy, cell in (("fixed", fixed), ("distribution", distribution)):
         folder = out / cell.folder_name

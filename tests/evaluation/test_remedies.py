@@ -1,6 +1,7 @@
 """evaluation.remedies: fixed-noise, noise-distribution and recalibrated networks side by side."""
 
 import csv
+import dataclasses
 import math
 
 import pytest
@@ -104,22 +105,16 @@ def test_noisepref_reproduce_remedies(tiny, tmp_path, capsys):
     assert "`task` must be one of" in capsys.readouterr().err
 
 
-def test_a_grid_spec_trains_a_distribution_through_its_training_options():
-    """``training.sigma_dist`` with ``train_sigmas = [0]``: grid cells that train across levels."""
-    from evaluation.grid.spec import spec_from_dict
-
-    data = {
-        "tasks": [{"id": "NoisyFunctionApprox-v0"}],
-        "placements": ["in"],
-        "train_sigmas": [0.0],
-        "training": {"sigma_dist": "uniform:0,1", "iterations": 5},
-    }
-    (cell,) = spec_from_dict(data).cells()
-    assert cell.train["sigma_dist"] == {
-        "kind": "uniform",
-        "levels": [0.0, 1.0],
-        "weights": None,
-        "per": "row",
-    }
-    with pytest.raises(ValueError, match=r"give either `sigma` \(0.5\) or `sigma_dist`"):
-        spec_from_dict({**data, "train_sigmas": [0.5]}).cells()
+def test_the_distribution_network_is_the_grid_cell_of_its_training_noise_factor(tiny, tmp_path):
+    """The remedies' distribution cell is the preset grid's cell for a ``train_sigmas`` entry."""
+    result = run_remedies("function_approx", tmp_path, analyze=False)
+    grid = dataclasses.replace(
+        tiny_preset("function_approx"),
+        placements=("in",),
+        train_sigmas=("uniform:0,1",),
+        sweep=SweepSpec(test_sigmas=(0.0, 0.5, 1.0), episodes=8),  # 0, sigma, 2 sigma
+    )
+    expected = [cell.folder_name for cell in grid.cells()]
+    folders = [row["folder"] for row in result.rows if row["remedy"] == "distribution"]
+    assert folders == expected
+    assert folders[0].startswith("function_approx-in-uniform0_1-obs0-seed0-")
