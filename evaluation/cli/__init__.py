@@ -36,6 +36,7 @@ network performs best at.
   noisepref grid examples/grid.toml --out grid_output --workers 2   a whole experiment grid
   noisepref reproduce function_approx --scale quick   the README's results, one task
   noisepref train --sigma-dist uniform:0,1 --out runs/u   train across noise levels instead
+  noisepref train --sigma 0.25 0.5 --placement in out --seeds 0 1 --out runs/ens   one ensemble
   noisepref recalibrate runs/in --to-sigma 0 --out runs/in-at-0   refit the read-out for noise 0
 
 Errors are one line (exit 2: bad arguments, 1: the run or the system failed); `noisepref --debug

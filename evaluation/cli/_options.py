@@ -83,15 +83,17 @@ def add_config_arguments(
     *,
     exclude: Iterable[str] = (),
     title: str | None = None,
+    many: Iterable[str] = (),
 ) -> ConfigOptions:
     """Add one ``--option`` per scalar field of ``cls`` (help: its docstring and its default).
 
     Unset options stay ``None`` in the namespace, so :meth:`ConfigOptions.build` leaves the
-    config's own default in place.
+    config's own default in place. The fields in ``many`` take one or more values (a list in
+    the namespace, to be made one value before :meth:`ConfigOptions.build`).
     """
     hints = typing.get_type_hints(cls)
     docs = field_docs(cls)
-    exclude = set(exclude)
+    exclude, many = set(exclude), set(many)
     group = parser.add_argument_group(title or f"{cls.__name__} options")
     names, flags = [], []
     for field in dataclasses.fields(cls):
@@ -106,7 +108,10 @@ def add_config_arguments(
                 flag(field.name), dest=field.name, action=action, help=help_text
             )
         else:
-            added = group.add_argument(flag(field.name), dest=field.name, type=kind, help=help_text)
+            nargs = "+" if field.name in many else None
+            added = group.add_argument(
+                flag(field.name), dest=field.name, type=kind, nargs=nargs, help=help_text
+            )
         names.append(field.name)
         flags.extend(added.option_strings)
     return ConfigOptions(cls, tuple(names), tuple(flags))

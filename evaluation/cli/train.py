@@ -23,6 +23,12 @@ from evaluation.cli._common import (
 from evaluation.cli._errors import Parser, warn
 from evaluation.cli._options import add_config_arguments
 from evaluation.cli._types import json_object, nonempty_path
+from evaluation.cli.train_ensemble import (
+    ENSEMBLE_FIELDS,
+    add_ensemble_options,
+    ensemble_members,
+    train_members,
+)
 from noise_envs.registration import make_task
 
 ALGOS = ("supervised", *RL_ALGOS)
@@ -84,9 +90,13 @@ def add(commands: Any, algo: str) -> None:
     )
     add_overwrite(parser, "anything but this run", " and train afresh")
     groups = [
-        add_config_arguments(parser, cls, exclude=exclude, title=f"{cls.__name__} options")
+        add_config_arguments(
+            parser, cls, exclude=exclude, title=f"{cls.__name__} options", many=ENSEMBLE_FIELDS
+        )
         for cls, exclude in _algo_configs(algo)
     ]
+    if algo == "supervised":
+        add_ensemble_options(parser)
     _add_noise_distribution(parser)
     add_common_options(parser)
     parser.set_defaults(config_options=groups)
@@ -159,6 +169,7 @@ def _algo_flags(algo: str) -> set[str]:
 
 def _train(args: argparse.Namespace) -> int:
     check_output(args.out, "--out", folder=True)
+    members = ensemble_members(args)  # None: one run; args holds the (first member's) values
     model_options, train_options = args.config_options
     dist = _noise_distribution(args)
     noise = {} if dist is None else {"sigma_dist": dist}
@@ -171,20 +182,30 @@ def _train(args: argparse.Namespace) -> int:
     else:
         train_config = train_options.build(args, algo=args.algo, **noise)
         model_config = model_options.build(args)
-    _warn_without_noise(training_noise(train_config).high)
+    _warn_without_noise((members or {}).get("sigma", [training_noise(train_config).high]))
     trainer = train_run if args.algo == "supervised" else _train_rl_run
     with command_line_advice():  # the library's advice, in the command line's words
-        run = trainer(
-            args.out,
-            args.task,
-            model_config,
-            train_config,
-            task_kwargs=args.task_kwargs,
-            overwrite=args.overwrite,
-            **run_options(args),
+        if members is not None:
+            runs = train_members(args, model_config, train_config, members)
+        else:
+            runs = [
+                trainer(
+                    args.out,
+                    args.task,
+                    model_config,
+                    train_config,
+                    task_kwargs=args.task_kwargs,
+                    overwrite=args.overwrite,
+                    **run_options(args),
+                )
+            ]
+    for run in runs:
+        final = run.history[-1]["loss"] if run.history else float("nan")
+        print(
+            f"{run!r}\nfinal {'training' if args.algo == 'supervised' else 'PPO'} loss {final:.4g}"
         )
-    final = run.history[-1]["loss"] if run.history else float("nan")
-    print(f"{run!r}\nfinal {'training' if args.algo == 'supervised' else 'PPO'} loss {final:.4g}")
+    if members is not None:
+        print(f"trained {len(runs)} members as one ensemble, a run folder each in {args.out}")
     if dist is not None:
         print(f"training noise {dist.describe()} (mean {dist.mean:.3g}, upper level {dist.high:g})")
     return 0
@@ -196,8 +217,9 @@ def _train_rl_run(*args: Any, **kwargs: Any) -> Run:
     return train_rl_run(*args, **kwargs)
 
 
-def _warn_without_noise(highest: float) -> None:
-    if highest == 0:
+def _warn_without_noise(levels: list[float]) -> None:
+    """Warn when a network (an ensemble member) trains at noise level 0 at most."""
+    if 0 in levels:
         warn(
             "train",
             "--sigma is 0: the network trains without noise, so a noise sweep of it cannot show "
