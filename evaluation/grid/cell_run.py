@@ -25,7 +25,7 @@ from agents.atomic import atomic_write_text
 from agents.errors import CorruptRun, NotARunFolder, RunMismatch
 from agents.run_lifecycle import run_lock
 from agents.runs import Run, load_run
-from evaluation.grid.cells import Cell, canonical_json
+from evaluation.grid.cells import Cell
 from evaluation.stats import preference
 from evaluation.sweep import sweep_noise
 from evaluation.sweep_result import SweepResult
@@ -168,7 +168,7 @@ def read_cell(cell: Cell, folder: str | Path) -> dict[str, Any] | None:
         return None
     if not isinstance(record, dict) or record.get("format") != _FORMAT:
         return None
-    if canonical_json(record.get("cell")) != canonical_json(cell.to_dict()):
+    if not cell.same_config(record.get("cell")):  # fields at their defaults aside
         return None
     try:
         if load_run(folder).status != "complete":

@@ -3,6 +3,12 @@
 A :class:`Cell` holds plain JSON (the task, the model, the trainer's config and the sweep), so it
 crosses process and machine boundaries (local workers, Ray) as text, and its content hash names
 its run folder: the same config always lands in the same folder, another config never does.
+
+The hash leaves out every config field (task option, model or training option) that holds its
+class's default value (:meth:`Cell.hashed`), so adding a field whose default keeps the old
+behaviour does not rename, and so retrain, every cell of every grid. The price: changing a
+field's *default* would silently keep the old folders for a new behaviour, so whoever changes a
+default bumps :data:`HASH_VERSION`, which renames every cell.
 """
 
 from __future__ import annotations
@@ -24,6 +30,8 @@ TRAINERS = ("supervised", "rl")
 """How a cell's network is trained: BPTT on the teacher loss, or stable-baselines3."""
 HASH_LENGTH = 12
 """Hex digits of the content hash in a cell's folder name (48 bits)."""
+HASH_VERSION = 1
+"""Bump when a config field's default value changes (the hash leaves defaults out)."""
 
 
 def canonical_json(value: Any) -> str:
@@ -70,11 +78,48 @@ class Cell:
         """The cell written by :meth:`to_dict`."""
         return cls(**data)
 
+    def hashed(self) -> dict[str, Any]:
+        """:meth:`to_dict` without the config fields that hold their class's default value.
+
+        Task options, model and training options are compared with the defaults of the task's,
+        the model's and the trainer's config classes; the label and the sweep are kept whole.
+        """
+        data = self.to_dict()
+        data["task_kwargs"] = _without_defaults(data["task_kwargs"], _task_config(self.task_id))
+        data["model"] = _without_defaults(data["model"], _model_config(self))
+        data["train"] = _without_defaults(data["train"], _train_config(self.trainer))
+        return data
+
     @property
     def key(self) -> str:
-        """The content hash of the full config (first 12 hex digits of its SHA-256)."""
+        """The content hash of the config (first 12 hex digits of its SHA-256).
+
+        Of :meth:`hashed` (defaulted fields left out) and, from version 2 on,
+        :data:`HASH_VERSION`.
+        """
+        hashed: Any = self.hashed()
+        if HASH_VERSION > 1:
+            hashed = [HASH_VERSION, hashed]
+        digest = hashlib.sha256(canonical_json(hashed).encode("utf-8"))
+        return digest.hexdigest()[:HASH_LENGTH]
+
+    @property
+    def full_key(self) -> str:
+        """The hash of the full config, defaults included: the folder names before this version."""
         digest = hashlib.sha256(canonical_json(self.to_dict()).encode("utf-8"))
         return digest.hexdigest()[:HASH_LENGTH]
+
+    def same_config(self, data: Any) -> bool:
+        """Whether ``data`` (a cell's dict, as ``cell.json`` stores it) is this cell's config.
+
+        Fields at their defaults aside: a cell recorded before a defaulted field existed is
+        still this cell.
+        """
+        try:
+            other = Cell.from_dict(data)
+        except (TypeError, ValueError, KeyError):
+            return False
+        return canonical_json(other.hashed()) == canonical_json(self.hashed())
 
     @property
     def placement(self) -> str:
@@ -119,10 +164,12 @@ class Cell:
 
         For example ``function_approx-in-sigma0.5-obs0-seed1-3f2a9c01b7de``.
         """
-        return (
-            f"{self.label}-{self.placement}-{self._noise_factor}-obs{self.train_obs_noise:g}"
-            f"-seed{self.seed}-{self.key}"
-        )
+        return f"{self._factors}-{self.key}"
+
+    @property
+    def full_folder_name(self) -> str:
+        """The folder name the cell had when the hash covered every field (before version 1)."""
+        return f"{self._factors}-{self.full_key}"
 
     @property
     def _noise_factor(self) -> str:
@@ -136,6 +183,13 @@ class Cell:
             return f"sigma{noise.levels[0]:g}"
         slug = noise.spec.replace(":", "").replace(",", "_").replace("@", "w")
         return slug + ("-batch" if noise.per == "batch" else "")
+
+    @property
+    def _factors(self) -> str:
+        return (
+            f"{self.label}-{self.placement}-{self._noise_factor}-obs{self.train_obs_noise:g}"
+            f"-seed{self.seed}"
+        )
 
     @property
     def group(self) -> str:
@@ -152,6 +206,61 @@ class Cell:
     def ensemble_ok(self) -> bool:
         """Whether the cell can train as an ensemble member (a supervised CTRNN)."""
         return self.trainer == "supervised" and self.model_kind == "ctrnn"
+
+
+def _without_defaults(values: dict[str, Any], config_class: type | None) -> dict[str, Any]:
+    """``values`` less the entries equal (as JSON) to ``config_class``'s field defaults."""
+    if config_class is None or not dataclasses.is_dataclass(config_class):
+        return values
+    defaults = {}
+    for field in dataclasses.fields(config_class):
+        if field.default is not dataclasses.MISSING:
+            defaults[field.name] = field.default
+        elif field.default_factory is not dataclasses.MISSING:
+            defaults[field.name] = field.default_factory()
+    kept = {}
+    for name, value in values.items():
+        if name in defaults and _json_equal(value, defaults[name]):
+            continue
+        kept[name] = value
+    return kept
+
+
+def _json_equal(value: Any, default: Any) -> bool:
+    try:
+        default = default.to_dict() if hasattr(default, "to_dict") else default
+        return canonical_json(value) == canonical_json(default)
+    except (TypeError, ValueError):  # a default JSON cannot hold: the field is kept
+        return False
+
+
+def _task_config(task_id: str) -> type | None:
+    from noise_envs.registration import task_class
+
+    try:
+        return task_class(task_id).config_class
+    except (ValueError, AttributeError):
+        return None
+
+
+def _model_config(cell: Cell) -> type | None:
+    if cell.trainer == "rl":
+        from agents.sb3 import config as sb3_config  # configs only: no stable-baselines3 import
+
+        return getattr(sb3_config, cell.model_kind, None)
+    from agents.models import MODEL_KINDS
+
+    return MODEL_KINDS[cell.model_kind][0] if cell.model_kind in MODEL_KINDS else None
+
+
+def _train_config(trainer: str) -> type:
+    if trainer == "rl":
+        from agents.sb3.config import RLTrainConfig
+
+        return RLTrainConfig
+    from agents.train_config import TrainConfig
+
+    return TrainConfig
 
 
 def ensemble_chunks(cells: Sequence[Cell], size: int) -> list[list[Cell]]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -109,6 +110,7 @@ def run_grid(
         raise ValueError(f"`out_dir` must name a folder, but {out_dir} is a file")
     out_dir.mkdir(parents=True, exist_ok=True)
     _write_grid_file(spec, cells, out_dir)
+    _adopt_full_hash_folders(cells, out_dir)
     records = {cell.key: read_cell(cell, out_dir / cell.folder_name) for cell in cells}
     skipped = [cell.folder_name for cell in cells if records[cell.key] is not None]
     jobs = [
@@ -179,6 +181,18 @@ def _run(
 
         run_cells(jobs, done, backend=backend, workers=workers, address=address, device=device)
     return failures
+
+
+def _adopt_full_hash_folders(cells: list[Cell], out_dir: Path) -> None:
+    """Rename the folders that grids named by the full-config hash to the current names.
+
+    Before the hash left defaulted fields out, a cell's folder ended in the hash of its whole
+    config; such a folder is renamed, not retrained (read_cell still checks what it holds).
+    """
+    for cell in cells:
+        old, new = out_dir / cell.full_folder_name, out_dir / cell.folder_name
+        if old != new and old.is_dir() and not new.exists():
+            os.replace(old, new)
 
 
 def _write_grid_file(spec: GridSpec, cells: Sequence[Cell], out_dir: Path) -> None:
