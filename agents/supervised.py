@@ -27,6 +27,7 @@ from agents.run_files import HISTORY_FILE
 from agents.run_lifecycle import RunRequest, RunWriter, open_run
 from agents.runs import Run, load_run
 from agents.train_config import TrainConfig
+from noise_envs._memory import check_memory
 from noise_envs.config import JsonConfig
 from noise_envs.core import Task
 from noise_envs.random import RandomSource
@@ -36,10 +37,22 @@ __all__ = [
     "TrainConfig",
     "TrainResult",
     "TrainingDiverged",
+    "bptt_bytes",
     "train",
     "train_run",
     "training_sigma",
 ]
+
+
+BPTT_BYTES_PER_UNIT = 16
+"""Bytes per hidden unit, batch row and step that backpropagation through time keeps (float32):
+measured 8.0 to 8.7 (the tensors autograd saves for a CTRNN step: its state and pre-activation,
+H = 16 to 1024, inside the maze's closed loop); twice that, to be safe."""
+BPTT_BYTES_PER_IO = 16
+"""Bytes per observation and action entry, batch row and step: the observation, the action, the
+teacher target and mask kept for the loss (float32; measured with the units above, then doubled)."""
+BPTT_STEP_BYTES = 64
+"""Bytes per batch row and step besides: the loss terms, the end flags and the task's step."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,8 +121,9 @@ def train(
     if not isinstance(config, TrainConfig):
         raise ValueError(f"`config` must be a TrainConfig, got {type(config).__name__}")
     device = torch.device(device)
-    model.to(device)
     _check_model_fits(model, task)
+    _check_bptt_memory(model, task, config.batch_size)
+    model.to(device)
     params = [param for param in model.parameters() if param.requires_grad]
     optimizer = torch.optim.Adam(params, lr=config.learning_rate)
     sources = _training_sources(config.seed, device)
@@ -283,6 +297,37 @@ def _history_row(
         "learning_rate": float(optimizer.param_groups[0]["lr"]),
         "seconds": time.perf_counter() - tick,
     }
+
+
+def bptt_bytes(model: nn.Module, task: Task, batch_size: int) -> int:
+    """An upper estimate of the memory one training iteration keeps for backpropagation.
+
+    Backpropagation through time keeps every step of every episode until the backward pass:
+    ``batch_size x task.horizon x`` the bytes of one step (:data:`BPTT_BYTES_PER_UNIT` per
+    hidden unit, :data:`BPTT_BYTES_PER_IO` per observation and action entry, and
+    :data:`BPTT_STEP_BYTES`), about twice what was measured. The parameters are not counted.
+    """
+    config = getattr(model, "config", None)
+    units = getattr(config, "noise_size", None) or getattr(config, "hidden_size", 0)
+    per_step = (
+        BPTT_BYTES_PER_UNIT * int(units)
+        + BPTT_BYTES_PER_IO * (task.obs_size + task.action_size)
+        + BPTT_STEP_BYTES
+    )
+    return int(batch_size) * int(task.horizon) * per_step
+
+
+def _check_bptt_memory(model: nn.Module, task: Task, batch_size: int) -> None:
+    """Refuse, before anything is written, an iteration whose graph would not fit in memory."""
+    try:
+        check_memory("batch_size", batch_size, bptt_bytes(model, task, batch_size))
+    except ValueError as error:
+        loop = "open" if task.open_loop else "closed"
+        raise ValueError(
+            f"{loop}-loop BPTT keeps batch_size x horizon steps: {task.id}'s horizon is "
+            f"{task.horizon:,} steps; {error}; or shorten the task's horizon (its "
+            "options, e.g. a smaller maze `size` or `max_steps`), or lower `hidden_size`"
+        ) from None
 
 
 def _check_model_fits(model: nn.Module, task: Task) -> None:
