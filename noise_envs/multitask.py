@@ -24,6 +24,7 @@ from noise_envs.multitask_trials import (
     ALIASES,
     NUM_DRAWS,
     TASK_NAMES,
+    Trials,
     bump,
     draw_trials,
     max_trial_steps,
@@ -122,23 +123,14 @@ def _check_weights(weights: object, count: int) -> None:
 
 
 @dataclasses.dataclass(frozen=True)
-class MultitaskState(TaskState):
+class MultitaskState(Trials, TaskState):
     """Adds each row's trial and the output at the row's last step.
 
-    The trial fields are those of :class:`~noise_envs.multitask_trials.Trials`;
-    ``last_output [B, A]`` is the action taken at step ``length - 1``, which ``perf`` reads.
+    The trial fields are inherited from :class:`~noise_envs.multitask_trials.Trials` (after
+    :class:`TaskState`'s); ``last_output [B, A]`` is the action taken at step ``length - 1``,
+    which ``perf`` reads.
     """
 
-    task: torch.Tensor
-    length: torch.Tensor
-    go: torch.Tensor
-    fixation_off: torch.Tensor
-    stimulus_on: torch.Tensor
-    stimulus_off: torch.Tensor
-    angle: torch.Tensor
-    strength: torch.Tensor
-    respond: torch.Tensor
-    response_angle: torch.Tensor
     last_output: torch.Tensor
 
 
