@@ -2,8 +2,10 @@
 
 Each network learns the shortest-path oracle's velocity along the states it visits itself (the
 supervised trainer runs it closed-loop in the batched maze), at training noise ``--sigma`` with
-the noise inside (``in``) or outside (``out``) its activation. Each is a run folder under
-``--out-dir`` (an interrupted run resumes). The script prints the success rate and path efficiency
+the noise inside (``in``) or outside (``out``) its activation. The networks are the cells of a
+small experiment grid (:mod:`evaluation.grid`: one placement each), trained and swept into
+``--out-dir`` with its ``summary.csv``; a rerun skips what is done and resumes what was
+interrupted. The script prints the success rate and path efficiency
 at zero and at the training noise, the preference table of every metric, and writes
 ``noise_preference.png`` (path efficiency against test noise) and ``paths_<label>.png`` (one start
 and goal, several test noise levels).
@@ -26,8 +28,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from agents import CTRNNConfig, TrainConfig, load_run, train_run
-from evaluation import plot_sweep, preference, preference_table, save_figure, sweep_noise
+from agents import load_run
+from evaluation import plot_sweep, preference, preference_table, save_figure
+from evaluation.grid import GridSpec, SweepSpec, TaskSpec, run_grid
+from evaluation.grid.figures import load_grid_sweeps
 from evaluation.plots.maze import maze_trajectories, plot_maze_trajectories
 from noise_envs import make_task
 
@@ -71,25 +75,19 @@ def main(argv: list[str] | None = None) -> None:
     print("\n".join(task.maze_text))
     levels = np.linspace(0.0, 2.0 * args.sigma, args.num_levels)
     start, goal = farthest_pair(task)
+    result = run_grid(
+        grid_spec(args, task_kwargs, levels),
+        args.out_dir,
+        device=args.device,
+        progress=not args.no_progress,
+        figures=False,
+    )
     sweeps, summary = {}, {}
-    for placement in args.placements.split(","):
-        label = f"noise-{placement}"
-        run_dir = args.out_dir / label
-        train_run(
-            run_dir,
-            ENV_ID,
-            model_config(args, task, placement),
-            train_config(args),
-            task_kwargs=task_kwargs,
-            device=args.device,
-            progress=not args.no_progress,
-        )
-        model = load_run(run_dir, device=args.device).model
-        sweeps[label] = sweep_noise(
-            model, task, levels, episodes=args.episodes, seed=args.seed, device=args.device
-        )
-        sweeps[label].to_csv(run_dir / "sweep.csv")
-        summary[label] = describe(sweeps[label], args.sigma)
+    for found in load_grid_sweeps(result.cells, args.out_dir):
+        label = f"noise-{found.cell.placement}"
+        sweeps[label] = found.result
+        summary[label] = describe(found.result, args.sigma)
+        model = load_run(args.out_dir / found.cell.folder_name, device=args.device).model
         paths = maze_trajectories(
             model, task, levels[::2], start_cell=start, goal_cell=goal, episodes=3, seed=args.seed
         )
@@ -105,25 +103,30 @@ def main(argv: list[str] | None = None) -> None:
     print(f"wrote {args.out_dir}/noise_preference.png and paths_<label>.png")
 
 
-def model_config(args: argparse.Namespace, task, placement: str) -> CTRNNConfig:
-    return CTRNNConfig(
-        input_size=task.obs_size,
-        output_size=task.action_size,
-        hidden_size=args.hidden_size,
-        activation=args.activation,
-        placement=placement,
-        dt=args.dt,
-        tau=args.tau,
-    )
-
-
-def train_config(args: argparse.Namespace) -> TrainConfig:
-    return TrainConfig(
-        sigma=args.sigma,
-        iterations=args.iterations,
-        batch_size=args.batch_size,
-        learning_rate=args.learning_rate,
-        seed=args.seed,
+def grid_spec(args: argparse.Namespace, task_kwargs: dict, levels: np.ndarray) -> GridSpec:
+    """One cell per placement: the maze, the network and its training, swept at ``levels``."""
+    return GridSpec(
+        name="maze_imitation",
+        tasks=(TaskSpec(id=ENV_ID, options=task_kwargs),),
+        placements=tuple(args.placements.split(",")),
+        train_sigmas=(args.sigma,),
+        seeds=(args.seed,),
+        model={
+            "hidden_size": args.hidden_size,
+            "activation": args.activation,
+            "dt": args.dt,
+            "tau": args.tau,
+        },
+        training={
+            "iterations": args.iterations,
+            "batch_size": args.batch_size,
+            "learning_rate": args.learning_rate,
+        },
+        sweep=SweepSpec(
+            test_sigmas=tuple(float(level) for level in levels),
+            episodes=args.episodes,
+            seed=args.seed,
+        ),
     )
 
 

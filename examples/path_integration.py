@@ -1,9 +1,10 @@
 """Path integration: train noise-in and noise-out CTRNNs, sweep their test noise, plot their paths.
 
-Each network is a run folder under ``--out-dir`` (an interrupted run resumes). The script prints the
-preference table on ``position_mse`` and the mean distance error at the training noise, and writes
-``noise_preference.png`` (metric against test noise) and ``paths_<label>.png`` (true against decoded
-paths at a few test noise levels).
+The networks are the cells of a small experiment grid (:mod:`evaluation.grid`: one placement
+each), trained and swept into ``--out-dir`` with its ``summary.csv``; a rerun skips what is done
+and resumes what was interrupted. The script prints the preference table on ``position_mse`` and
+the mean distance error at the training noise, and writes ``noise_preference.png`` (metric against
+test noise) and ``paths_<label>.png`` (true against decoded paths at a few test noise levels).
 
     python examples/path_integration.py --help
     python examples/path_integration.py --iterations 50 --steps 20 --hidden-size 32  # a quick look
@@ -17,8 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-from agents import CTRNNConfig, TrainConfig, load_run, train_run
-from evaluation import plot_sweep, preference, preference_table, save_figure, sweep_noise
+from agents import load_run
+from evaluation import plot_sweep, preference, preference_table, save_figure
+from evaluation.grid import GridSpec, SweepSpec, TaskSpec, run_grid
+from evaluation.grid.figures import load_grid_sweeps
 from evaluation.plots.path import plot_paths, trace_paths
 from noise_envs import make_task
 
@@ -69,48 +72,53 @@ def main(argv: list[str] | None = None) -> None:
     }
     task = make_task(ENV_ID, **task_kwargs)
     levels = np.linspace(0.0, 2.0 * args.sigma, args.num_levels)
+    result = run_grid(
+        grid_spec(args, task_kwargs, levels),
+        args.out_dir,
+        device=args.device,
+        progress=not args.no_progress,
+        figures=False,
+    )
     sweeps, preferences, summary = {}, {}, {}
-    for placement in args.placements.split(","):
-        label = f"noise-{placement}"
-        model_config = CTRNNConfig(
-            input_size=task.obs_size,
-            output_size=task.action_size,
-            hidden_size=args.hidden_size,
-            activation=args.activation,
-            placement=placement,
-            dt=args.dt,
-            tau=args.tau,
-        )
-        train_config = TrainConfig(
-            sigma=args.sigma,
-            iterations=args.iterations,
-            batch_size=args.batch_size,
-            learning_rate=args.learning_rate,
-            seed=args.seed,
-        )
-        run_dir = args.out_dir / label
-        train_run(
-            run_dir,
-            ENV_ID,
-            model_config,
-            train_config,
-            task_kwargs=task_kwargs,
-            device=args.device,
-            progress=not args.no_progress,
-        )
-        model = load_run(run_dir, device=args.device).model
-        sweeps[label] = sweep_noise(
-            model, task, levels, episodes=args.episodes, seed=args.seed, device=args.device
-        )
-        sweeps[label].to_csv(run_dir / "sweep.csv")
-        preferences[label] = preference(sweeps[label], seed=args.seed)
-        summary[label] = describe_errors(sweeps[label], args.sigma)
+    for found in load_grid_sweeps(result.cells, args.out_dir):
+        label = f"noise-{found.cell.placement}"
+        sweeps[label] = found.result
+        preferences[label] = preference(found.result, seed=args.seed)
+        summary[label] = describe_errors(found.result, args.sigma)
+        model = load_run(args.out_dir / found.cell.folder_name, device=args.device).model
         traces = trace_paths(model, task, levels[::2], seed=args.seed, device=args.device)
         save_figure(plot_paths(traces, train_sigma=args.sigma), args.out_dir / f"paths_{label}.png")
     save_figure(plot_sweep(sweeps, train_sigma=args.sigma), args.out_dir / "noise_preference.png")
     print(preference_table(preferences, dict.fromkeys(preferences, args.sigma)))
     print(json.dumps(summary, indent=2))
     (args.out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+
+
+def grid_spec(args: argparse.Namespace, task_kwargs: dict, levels: np.ndarray) -> GridSpec:
+    """One cell per placement: the task, the network and its training, swept at ``levels``."""
+    return GridSpec(
+        name="path_integration",
+        tasks=(TaskSpec(id=ENV_ID, options=task_kwargs),),
+        placements=tuple(args.placements.split(",")),
+        train_sigmas=(args.sigma,),
+        seeds=(args.seed,),
+        model={
+            "hidden_size": args.hidden_size,
+            "activation": args.activation,
+            "dt": args.dt,
+            "tau": args.tau,
+        },
+        training={
+            "iterations": args.iterations,
+            "batch_size": args.batch_size,
+            "learning_rate": args.learning_rate,
+        },
+        sweep=SweepSpec(
+            test_sigmas=tuple(float(level) for level in levels),
+            episodes=args.episodes,
+            seed=args.seed,
+        ),
+    )
 
 
 def describe_errors(sweep, sigma: float) -> dict[str, float]:

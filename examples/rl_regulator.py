@@ -2,9 +2,11 @@
 
 Trains, for each noise placement, a CTRNN by RecurrentPPO (stable-baselines3 / sb3-contrib, the
 update replaying the rollout's noise) and, as the reference, the same CTRNN by supervised BPTT,
-all at training noise ``--sigma``. Each is a run folder under ``--out-dir`` (re-running resumes
-or reloads them). Then every network is swept over test noise with common random numbers, and the
-script prints the mse table, the preference table and writes ``noise_preference.png``.
+all at training noise ``--sigma``. The networks are the cells of two small experiment grids
+(:mod:`evaluation.grid`, one per trainer, one cell per placement) under ``--out-dir``/``rl`` and
+``--out-dir``/``bptt``: each cell is trained, then swept over test noise with common random
+numbers; re-running skips what is done and resumes what was interrupted. The script prints the mse
+table, the preference table and writes ``noise_preference.png``.
 
     pip install 'noise-preference[rl]'
     python examples/rl_regulator.py --help
@@ -19,17 +21,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from agents import CTRNNConfig, TrainConfig, train_run
-from agents.sb3.config import CTRNNPolicyConfig, RLTrainConfig
-from agents.sb3.training import train_rl_run
-from evaluation import (
-    plot_sweep,
-    preference,
-    preference_table,
-    save_figure,
-    summary_table,
-    sweep_noise,
-)
+from evaluation import plot_sweep, preference, preference_table, save_figure, summary_table
+from evaluation.grid import GridSpec, SweepSpec, TaskSpec, run_grid
+from evaluation.grid.figures import load_grid_sweeps
 
 ENV_ID = "NoisyRegulator-v0"
 
@@ -60,73 +54,77 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def train_rl_agent(args: argparse.Namespace, placement: str, task_kwargs: dict):
-    policy = CTRNNPolicyConfig(
-        hidden_size=args.hidden_size,
-        placement=placement,
-        dt=args.dt,
-        tau=args.tau,
-        log_std_init=-1.0,
-    )
-    config = RLTrainConfig(
-        algo="recurrent_ppo",
-        sigma=args.sigma,
-        iterations=args.iterations,
-        num_envs=args.num_envs,
-        num_steps=args.num_steps,
-        batch_size=args.num_envs * args.num_steps // 2,
-        epochs=10,
-        learning_rate=args.learning_rate,
-        anneal_learning_rate=True,
-        discount=0.9,
-        seed=args.seed,
-    )
-    folder = args.out_dir / f"rl-noise-{placement}"
-    return train_rl_run(
-        folder, ENV_ID, policy, config, task_kwargs=task_kwargs, progress=not args.no_progress
+def rl_spec(args: argparse.Namespace, task: TaskSpec, sweep: SweepSpec) -> GridSpec:
+    """RecurrentPPO with a CTRNN core, one cell per placement."""
+    return GridSpec(
+        name="rl_regulator",
+        tasks=(task,),
+        trainer="rl",
+        placements=tuple(args.placements.split(",")),
+        train_sigmas=(args.sigma,),
+        seeds=(args.seed,),
+        model={
+            "hidden_size": args.hidden_size,
+            "dt": args.dt,
+            "tau": args.tau,
+            "log_std_init": -1.0,
+        },
+        training={
+            "algo": "recurrent_ppo",
+            "iterations": args.iterations,
+            "num_envs": args.num_envs,
+            "num_steps": args.num_steps,
+            "batch_size": args.num_envs * args.num_steps // 2,
+            "epochs": 10,
+            "learning_rate": args.learning_rate,
+            "anneal_learning_rate": True,
+            "discount": 0.9,
+        },
+        sweep=sweep,
     )
 
 
-def train_supervised(args: argparse.Namespace, placement: str, task_kwargs: dict):
-    model = CTRNNConfig(
-        input_size=1,
-        output_size=1,
-        hidden_size=args.hidden_size,
-        placement=placement,
-        dt=args.dt,
-        tau=args.tau,
-    )
-    config = TrainConfig(
-        sigma=args.sigma,
-        iterations=args.supervised_iterations,
-        batch_size=64,
-        learning_rate=1e-2,
-        seed=args.seed,
-    )
-    folder = args.out_dir / f"bptt-noise-{placement}"
-    return train_run(
-        folder, ENV_ID, model, config, task_kwargs=task_kwargs, progress=not args.no_progress
+def bptt_spec(args: argparse.Namespace, task: TaskSpec, sweep: SweepSpec) -> GridSpec:
+    """The supervised (BPTT) reference, one cell per placement."""
+    return GridSpec(
+        name="bptt_regulator",
+        tasks=(task,),
+        placements=tuple(args.placements.split(",")),
+        train_sigmas=(args.sigma,),
+        seeds=(args.seed,),
+        model={"hidden_size": args.hidden_size, "dt": args.dt, "tau": args.tau},
+        training={
+            "iterations": args.supervised_iterations,
+            "batch_size": 64,
+            "learning_rate": 1e-2,
+        },
+        sweep=sweep,
     )
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
-    task_kwargs = {"steps": args.steps, "settle_steps": args.settle_steps}
-    runs = {}
-    for placement in args.placements.split(","):
-        runs[f"rl noise-{placement}"] = train_rl_agent(args, placement, task_kwargs)
-        runs[f"bptt noise-{placement}"] = train_supervised(args, placement, task_kwargs)
+    task = TaskSpec(
+        id=ENV_ID,
+        label="regulator",
+        options={"steps": args.steps, "settle_steps": args.settle_steps},
+    )
     levels = np.linspace(0.0, 2.0 * args.sigma, 9)
-    sweeps = {
-        label: sweep_noise(run.model, run.task(), levels, episodes=args.episodes, seed=args.seed)
-        for label, run in runs.items()
-    }
+    sweep = SweepSpec(
+        test_sigmas=tuple(float(level) for level in levels), episodes=args.episodes, seed=args.seed
+    )
+    sweeps = {}
+    for kind, spec in (("rl", rl_spec(args, task, sweep)), ("bptt", bptt_spec(args, task, sweep))):
+        out = args.out_dir / kind
+        result = run_grid(spec, out, progress=not args.no_progress, figures=False)
+        for found in load_grid_sweeps(result.cells, out):
+            sweeps[f"{kind} noise-{found.cell.placement}"] = found.result
     print(summary_table(sweeps))
     print()
     print(
         preference_table(
-            {k: preference(v) for k, v in sweeps.items()}, dict.fromkeys(runs, args.sigma)
+            {k: preference(v) for k, v in sweeps.items()}, dict.fromkeys(sweeps, args.sigma)
         )
     )
     at_sigma = int(np.argmin(np.abs(levels - args.sigma)))

@@ -30,8 +30,9 @@ def test_quickstart(tmp_path, monkeypatch, capsys):
 def test_maze_imitation(tmp_path, monkeypatch):
     argv = ["--size", "3", *TINY_TRAINING, *TINY_SWEEP, "--out-dir", str(tmp_path), "--no-progress"]
     run_example("maze_imitation", argv, monkeypatch)
-    for name in ("noise_preference.png", "paths_noise-in.png", "noise-in/sweep.csv"):
+    for name in ("noise_preference.png", "paths_noise-in.png", "summary.csv"):
         assert (tmp_path / name).is_file(), name
+    assert len(list(tmp_path.glob("maze-*/sweep_model.csv"))) == 2  # a grid cell per placement
 
 
 def test_path_integration(tmp_path, monkeypatch):
@@ -45,7 +46,7 @@ def test_path_integration(tmp_path, monkeypatch):
         "--no-progress",
     ]
     run_example("path_integration", argv, monkeypatch)
-    for name in ("noise_preference.png", "paths_noise-out.png", "summary.json"):
+    for name in ("noise_preference.png", "paths_noise-out.png", "summary.json", "summary.csv"):
         assert (tmp_path / name).is_file(), name
 
 
