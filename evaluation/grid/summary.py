@@ -31,6 +31,17 @@ __all__ = [
     "write_table",
 ]
 
+_STATISTICS = (
+    "sigma_star",
+    "sigma_star_low",
+    "sigma_star_high",
+    "metric_at_zero",
+    "metric_at_sigma_star",
+    "ratio",
+    "ratio_low",
+    "ratio_high",
+)
+"""The preference statistics, all floats."""
 COLUMNS = (
     "cell",
     "task",
@@ -45,30 +56,12 @@ COLUMNS = (
     "axis",
     "metric",
     "higher_is_better",
-    "sigma_star",
-    "sigma_star_low",
-    "sigma_star_high",
-    "metric_at_zero",
-    "metric_at_sigma_star",
-    "ratio",
-    "ratio_low",
-    "ratio_high",
+    *_STATISTICS,
     "significant",
     "folder",
 )
 """The summary's columns: the cell's factors, then its preference statistics."""
-_FLOATS = {
-    "train_sigma",
-    "train_obs_noise",
-    "sigma_star",
-    "sigma_star_low",
-    "sigma_star_high",
-    "metric_at_zero",
-    "metric_at_sigma_star",
-    "ratio",
-    "ratio_low",
-    "ratio_high",
-}
+_FLOATS = {"train_sigma", "train_obs_noise", *_STATISTICS}
 _BOOLS = {"higher_is_better", "significant"}
 
 
