@@ -10,7 +10,8 @@ import dataclasses
 import inspect
 import re
 import warnings
-from typing import Any, ClassVar
+from collections.abc import Callable
+from typing import Any, ClassVar, TypeVar
 
 import gymnasium
 import numpy as np
@@ -22,7 +23,9 @@ from noise_envs.core import Task, TaskState
 from noise_envs.random import RandomSource
 from noise_envs.registration import TASKS, adapter_name, make_task
 
-__all__ = ["TaskEnv", "adapter_doc", "task_env_class"]
+__all__ = ["TaskEnv", "adapter_doc", "bound_adapter", "task_env_class"]
+
+_Adapter = TypeVar("_Adapter")
 
 _SEED_BOUND = 2**63 - 1
 """torch generators are seeded with integers drawn uniformly from [0, 2**63 - 1)."""
@@ -102,6 +105,32 @@ def adapter_doc(task_class: type[Task], adapter: type) -> str:
         f"{adapter.__name__}` bound to {task_class.id} (:class:`{task_name}`, which has the "
         "examples); see the adapter class for ``info``, seeding and rendering."
     )
+
+
+def bound_adapter(
+    adapter: type[_Adapter],
+    task_class: type[Task],
+    suffix: str,
+    init: Callable[..., None],
+    namespace: dict[str, Any],
+) -> type[_Adapter]:
+    """``adapter`` bound to ``task_class``, made once and kept in ``namespace`` (a module's globals).
+
+    The class is named after the task with ``suffix`` (``MazeTask`` -> ``MazeEnv``), has
+    ``init`` as ``__init__`` and :func:`adapter_doc` as docstring; a second call returns it.
+    """
+    name = adapter_name(task_class, suffix)
+    made = namespace.get(name)
+    if isinstance(made, type) and issubclass(made, adapter) and made._bound_task is task_class:
+        return made
+    made = type(
+        name,
+        (adapter,),
+        {"__init__": init, "__module__": namespace["__name__"], "_bound_task": task_class},
+    )
+    made.__doc__ = adapter_doc(task_class, adapter)
+    namespace[name] = made
+    return made
 
 
 def seed_generator(np_random: np.random.Generator) -> torch.Generator:
@@ -249,10 +278,6 @@ def task_env_class(task_class: type[Task]) -> type[TaskEnv]:
     ``help(env.unwrapped)`` describes the observations, actions, rewards, episode end and
     metrics; it holds no code of its own. Made once per class.
     """
-    name = adapter_name(task_class, "Env")
-    made = globals().get(name)
-    if isinstance(made, type) and issubclass(made, TaskEnv) and made._bound_task is task_class:
-        return made
 
     def __init__(
         self: TaskEnv,
@@ -263,14 +288,7 @@ def task_env_class(task_class: type[Task]) -> type[TaskEnv]:
     ) -> None:
         TaskEnv.__init__(self, task_class.id, render_mode, device=device, **task_kwargs)
 
-    made = type(
-        name,
-        (TaskEnv,),
-        {"__init__": __init__, "__module__": __name__, "_bound_task": task_class},
-    )
-    made.__doc__ = adapter_doc(task_class, TaskEnv)
-    globals()[name] = made
-    return made
+    return bound_adapter(TaskEnv, task_class, "Env", __init__, globals())
 
 
 for _task_class in TASKS.values():

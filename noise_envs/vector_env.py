@@ -21,7 +21,7 @@ from gymnasium.vector.utils import batch_space
 from noise_envs._checks import check_positive_int, check_shape
 from noise_envs.core import Task, TaskState, select_rows, where_rows
 from noise_envs.env import (
-    adapter_doc,
+    bound_adapter,
     check_render_mode,
     describe_task,
     resolve_task,
@@ -30,7 +30,7 @@ from noise_envs.env import (
     to_numpy,
 )
 from noise_envs.random import RandomSource
-from noise_envs.registration import TASKS, adapter_name, default_horizon
+from noise_envs.registration import TASKS, default_horizon
 
 __all__ = ["TaskVectorEnv", "task_vector_env_class"]
 
@@ -261,14 +261,6 @@ def task_vector_env_class(task_class: type[Task]) -> type[TaskVectorEnv]:
     Like :func:`~noise_envs.env.task_env_class`: the task's options as keyword arguments, the
     task's docstring, no code of its own. Made once per class.
     """
-    name = adapter_name(task_class, "VectorEnv")
-    made = globals().get(name)
-    if (
-        isinstance(made, type)
-        and issubclass(made, TaskVectorEnv)
-        and made._bound_task is task_class
-    ):
-        return made
 
     def __init__(
         self: TaskVectorEnv,
@@ -289,14 +281,7 @@ def task_vector_env_class(task_class: type[Task]) -> type[TaskVectorEnv]:
             **task_kwargs,
         )
 
-    made = type(
-        name,
-        (TaskVectorEnv,),
-        {"__init__": __init__, "__module__": __name__, "_bound_task": task_class},
-    )
-    made.__doc__ = adapter_doc(task_class, TaskVectorEnv)
-    globals()[name] = made
-    return made
+    return bound_adapter(TaskVectorEnv, task_class, "VectorEnv", __init__, globals())
 
 
 for _task_class in TASKS.values():
