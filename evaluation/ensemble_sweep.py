@@ -14,11 +14,10 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from agents.ensemble import BlockRandomSource, CTRNNEnsemble
 from agents.rollout import rollout
-from evaluation.sweep import _chunk_seeds, _chunk_sizes, _directions
+from evaluation.sweep import _chunk_seeds, _chunk_sizes, _directions, _run_chunks
 from evaluation.sweep_result import SweepResult, check_levels, check_seed
 from noise_envs._checks import check_positive_int
 from noise_envs.core import Task
@@ -74,13 +73,13 @@ def sweep_ensemble(
     chunk_seeds = seeds if seeds is not None else check_seed(seed)
     chunks = _chunk_sizes(levels.size, episodes, max_rows)
     sigma = torch.as_tensor(levels, dtype=torch.float32, device=device)
-    parts: list[dict[str, np.ndarray]] = []
-    with torch.no_grad():
-        for chunk, size in enumerate(
-            tqdm(chunks, desc="ensemble sweep", disable=None if progress else True)
-        ):
-            parts.append(_run_chunk(ensemble, task, sigma, size, chunk_seeds, chunk, device))
-    metrics = {name: np.concatenate([part[name] for part in parts], axis=2) for name in parts[0]}
+    metrics = _run_chunks(
+        chunks,
+        lambda chunk, size: _run_chunk(ensemble, task, sigma, size, chunk_seeds, chunk, device),
+        desc="ensemble sweep",
+        progress=progress,
+        axis=2,
+    )
     directions = _directions(task, metrics)
     return [
         SweepResult(

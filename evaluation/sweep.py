@@ -10,7 +10,7 @@ noise level alone, which is what makes the paired statistics in :mod:`evaluation
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 import torch
@@ -89,13 +89,15 @@ def sweep_noise(
     seed = check_seed(seed)
     chunks = _chunk_sizes(levels.size, episodes, max_rows)
     sigma = torch.as_tensor(levels, dtype=torch.float32, device=device)
-    parts: list[dict[str, np.ndarray]] = []
-    with torch.no_grad():
-        for chunk, size in enumerate(
-            tqdm(chunks, desc="noise sweep", disable=None if progress else True)
-        ):
-            parts.append(_run_chunk(policy, task, sigma, size, _chunk_seeds(seed, chunk), device))
-    metrics = {name: np.concatenate([part[name] for part in parts], axis=1) for name in parts[0]}
+    metrics = _run_chunks(
+        chunks,
+        lambda chunk, size: _run_chunk(
+            policy, task, sigma, size, _chunk_seeds(seed, chunk), device
+        ),
+        desc="noise sweep",
+        progress=progress,
+        axis=1,
+    )
     directions = _directions(task, metrics)
     metrics = {name: values for name, values in metrics.items() if name in directions}
     check_finite_metrics(metrics, levels)
@@ -186,6 +188,22 @@ def _chunk_sizes(num_levels: int, episodes: int, max_rows: int) -> list[int]:
         per_chunk = 1
     full, rest = divmod(episodes, per_chunk)
     return [per_chunk] * full + ([rest] if rest else [])
+
+
+def _run_chunks(
+    chunks: list[int],
+    run_chunk: Callable[[int, int], dict[str, np.ndarray]],
+    *,
+    desc: str,
+    progress: bool,
+    axis: int,
+) -> dict[str, np.ndarray]:
+    """``run_chunk(chunk, size)`` for every chunk, without gradients, joined along ``axis``."""
+    parts: list[dict[str, np.ndarray]] = []
+    with torch.no_grad():
+        for chunk, size in enumerate(tqdm(chunks, desc=desc, disable=None if progress else True)):
+            parts.append(run_chunk(chunk, size))
+    return {name: np.concatenate([part[name] for part in parts], axis=axis) for name in parts[0]}
 
 
 def _chunk_seeds(seed: int, chunk: int) -> tuple[int, int]:
