@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from agents.atomic import atomic_write_text
-from agents.noise_distribution import NoiseDistribution
+from agents.noise_distribution import NoiseDistribution, training_noise
 from agents.runs import load_run
 from evaluation.grid.cell_run import SWEEP_FILES, run_cell
 from evaluation.grid.cells import Cell
@@ -257,7 +257,12 @@ def _add_mechanism(rows: list[dict[str, Any]], out: Path, sigma: float, device: 
         if not isinstance(run.model, CTRNN):
             continue
         report = analyze_model(
-            run.model, run.task(), train_sigma=sigma, config=config, device=device
+            run.model,
+            run.task(),
+            train_sigma=sigma,
+            config=config,
+            device=device,
+            train_noise=training_noise(run.train_config),
         )
         row["output_bias"] = float(report.bias.bias[report.bias.level_index(sigma)])
         row["kink_occupancy"] = float(report.kink.share)

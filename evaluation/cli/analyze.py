@@ -65,11 +65,6 @@ def _analyze_all(runs: list[Run], config: Any, device: str) -> dict[str, Any]:
     for run in runs:
         label = run.path.resolve().name
         noise = training_noise(run.train_config)
-        if not noise.is_fixed:
-            print(
-                f"{label}: trained across {noise.describe()}; analysed at its mean level "
-                f"{noise.mean:.3g}, levels from 0 to {config.max_level_factor:g}x it\n"
-            )
         reports[label] = analyze_model(
             run.model,
             run.task(),
@@ -77,6 +72,7 @@ def _analyze_all(runs: list[Run], config: Any, device: str) -> dict[str, Any]:
             config=config,
             label=label,
             device=device,
+            train_noise=noise,
         )
         print(reports[label].summary(), end="\n\n")
     return reports

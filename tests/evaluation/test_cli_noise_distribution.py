@@ -86,5 +86,5 @@ def test_analyze_centres_a_distribution_run_on_its_mean_level_and_says_so(tmp_pa
     small += ["--replicas", "2", "--episodes", "4", "--bias-replicas", "2", "--num-initial", "2"]
     assert main(["analyze", str(out), *small, "--no-progress"]) == 0
     printed = capsys.readouterr().out
-    assert "u: trained across uniform:0,0.6 per row; analysed at its mean level 0.3" in printed
-    assert "trained at sigma 0.3" in printed
+    assert "trained across uniform:0,0.6 per row, analysed at its mean 0.3" in printed
+    assert "trained at sigma" not in printed  # the report names the distribution, not a level
