@@ -27,8 +27,6 @@ from noise_envs._checks import check_positive_int
 from noise_envs.core import Task
 from noise_envs.random import RandomSource
 
-# SweepResult, LevelSummary, check_levels and summary_table live in evaluation.sweep_result; they
-# are importable from here as they were in 0.1.0.
 __all__ = ["check_finite_metrics", "sweep_noise"]
 
 
