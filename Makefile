@@ -17,7 +17,7 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml
 	touch $@
 
 $(VENV)/.installed-dev: $(BIN)/python pyproject.toml
-	$(BIN)/python -m pip install -e ".[dev,ray]"
+	$(BIN)/python -m pip install -e ".[dev,ray,parquet]"
 	touch $@ $(VENV)/.installed
 
 demo: $(VENV)/.installed
