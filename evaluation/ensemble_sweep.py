@@ -17,7 +17,13 @@ import torch
 
 from agents.ensemble import BlockRandomSource, CTRNNEnsemble
 from agents.rollout import rollout
-from evaluation.sweep import _chunk_seeds, _chunk_sizes, _directions, _run_chunks
+from evaluation.sweep import (
+    _chunk_seeds,
+    _chunk_sizes,
+    _directions,
+    _run_chunks,
+    check_finite_metrics,
+)
 from evaluation.sweep_result import SweepResult, check_levels, check_seed
 from noise_envs._checks import check_positive_int
 from noise_envs.core import Task
@@ -54,6 +60,10 @@ def sweep_ensemble(
     Returns:
         One :class:`~evaluation.sweep_result.SweepResult` per member, in member order.
 
+    Raises:
+        ValueError: if a member's metrics are NaN or infinite (a diverged member), naming the
+            member, the metric and the levels.
+
     Example:
         >>> from agents import CTRNNConfig
         >>> from noise_envs import make_task
@@ -81,6 +91,11 @@ def sweep_ensemble(
         axis=2,
     )
     directions = _directions(task, metrics)
+    for k in range(ensemble.num_members):
+        try:
+            check_finite_metrics({name: metrics[name][k] for name in directions}, levels)
+        except ValueError as error:
+            raise ValueError(f"member {k}: {error}") from None
     return [
         SweepResult(
             task_id=task.id,

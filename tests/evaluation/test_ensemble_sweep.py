@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from agents.ctrnn import CTRNNConfig
 from agents.ensemble import CTRNNEnsemble
@@ -61,6 +62,15 @@ def test_bad_seeds_and_policies_are_refused(task, ensemble):
         sweep_ensemble(ensemble, task, LEVELS, episodes=2, seed=[1, 2])
     with pytest.raises(ValueError, match="must be a CTRNNEnsemble"):
         sweep_ensemble(ensemble.member(0), task, LEVELS, episodes=2)
+
+
+def test_a_diverged_member_is_named_not_reported_best_at_zero(task, ensemble):
+    """A member with NaN weights gives NaN metrics: the sweep names it instead of a sigma*."""
+    broken = CTRNNEnsemble.from_members([ensemble.member(k) for k in range(3)])
+    with torch.no_grad():
+        broken.b_out[1].fill_(float("nan"))
+    with pytest.raises(ValueError, match=r"member 1: the model's outputs are not finite"):
+        sweep_ensemble(broken, task, LEVELS, episodes=2)
 
 
 def test_noisepref_sweep_reads_a_member_run_folder(tmp_path):
