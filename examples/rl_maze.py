@@ -23,10 +23,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
 import torch
+from stable_baselines3.common.logger import HumanOutputFormat, Logger
 from stable_baselines3.common.vec_env import VecMonitor
 
 from agents.atomic import atomic_write_text
@@ -94,6 +96,9 @@ def main(argv: list[str] | None = None) -> None:
         verbose=args.verbose,
         device="cpu",
     )
+    # SB3's default logger also makes an SB3-<date> folder in the temporary folder; print only
+    formats = [HumanOutputFormat(sys.stdout)] if args.verbose > 0 else []
+    model.set_logger(Logger(folder=None, output_formats=formats))
     model.learn(args.timesteps)
 
     policy = policy_model(model.policy).eval()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import runpy
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -73,9 +74,13 @@ def test_rl_maze(tmp_path, monkeypatch):
         "--timesteps", "64", "--num-envs", "2", "--num-steps", "16", "--batch-size", "16",
         "--episodes", "2", "--hidden-size", "4", "--out-dir", str(tmp_path), "--verbose", "0",
     ]  # fmt: skip
-    run_example("rl_maze", argv, monkeypatch)
+    private_tmp = tmp_path / "tmp"
+    private_tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(private_tmp))  # where SB3's default logger writes
+    run_example("rl_maze", [*argv, "--verbose", "1"], monkeypatch)
     for name in ("model.json", "weights.safetensors", "sweep.csv"):
         assert (tmp_path / name).is_file(), name
+    assert not list(private_tmp.glob("SB3-*")), "the example left an SB3 logger folder behind"
 
 
 def test_cleanrl_ppo_maze(monkeypatch, capsys):

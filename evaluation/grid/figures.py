@@ -148,7 +148,11 @@ def plot_grid_curves(sweeps: Sequence[GridSweep]) -> Figure:
         ax.set_xlabel(_AXIS_LABEL[first.axis])
         if positive and not first.higher_is_better:
             ax.set_yscale("log")
-        ax.legend(fontsize="x-small", title="star: best; band: 95% CI", title_fontsize="x-small")
+        ax.legend(
+            fontsize="x-small",
+            title="star: best; band: 95% CI over seeds;\ndashed: training level (dotted: its mean)",
+            title_fontsize="x-small",
+        )
     direction = "higher" if first.higher_is_better else "lower"
     axes[0].set_ylabel(f"{first.metric} ({direction} is better)")
     figure.suptitle(f"{first.cell.label}: metric against test noise ({first.axis} axis)")

@@ -13,6 +13,8 @@ import torch
 
 pytest.importorskip("sb3_contrib")
 
+from stable_baselines3.common.logger import Logger
+
 from agents.sb3.feedforward import NoisyActorCriticPolicy, NoisyPPO
 from agents.sb3.recurrent import CTRNNRecurrentPolicy, NoisyRecurrentPPO
 from agents.sb3.vec_env import make_sb3_vec_env
@@ -29,7 +31,7 @@ def make_algorithm(recurrent, *, sigma=0.5, replay=True, placement="in", learnin
         options["dt"] = 20.0
     algorithm_class = NoisyRecurrentPPO if recurrent else NoisyPPO
     policy_class = CTRNNRecurrentPolicy if recurrent else NoisyActorCriticPolicy
-    return algorithm_class(
+    algorithm = algorithm_class(
         policy_class,
         envs,
         n_steps=NUM_STEPS,
@@ -40,6 +42,9 @@ def make_algorithm(recurrent, *, sigma=0.5, replay=True, placement="in", learnin
         seed=0,
         device="cpu",
     )
+    # a silent logger of our own: SB3's default one writes SB3-<date> folders into /tmp
+    algorithm.set_logger(Logger(folder=None, output_formats=[]))
+    return algorithm
 
 
 def collect(algorithm):
@@ -171,5 +176,6 @@ def test_plain_recurrent_ppo_is_warned_about():
         policy_kwargs={"hidden_size": 4, "sigma": 0.5},
         device="cpu",
     )
+    algorithm.set_logger(Logger(folder=None, output_formats=[]))
     with pytest.warns(UserWarning, match="without NoisyRecurrentPPO"):
         collect(algorithm)
