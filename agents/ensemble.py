@@ -27,7 +27,7 @@ from agents.noise import (
     scaled_noise,
     sigma_column,
 )
-from agents.recurrence import ctrnn_sequence
+from agents.recurrence import SequenceBuffers, ctrnn_sequence
 from noise_envs._checks import check_choice, check_shape, check_sigma
 from noise_envs.random import RandomSource, as_random_source
 
@@ -94,6 +94,8 @@ class CTRNNEnsemble(nn.Module):
         inside = torch.tensor([c.placement == "in" for c in configs])
         self.register_buffer("inside", inside[:, None, None].float(), persistent=False)
         self.activation = ACTIVATIONS[configs[0].activation]
+        self.training_buffers = SequenceBuffers()
+        """Memory the training loop lends the fused recurrence, kept from call to call."""
         self.fused = True
         self._noise_buffer: torch.Tensor | None = None
         """Run sequences through the one-node recurrence (False: autograd op by op)."""
@@ -259,10 +261,21 @@ class CTRNNEnsemble(nn.Module):
         return outputs.reshape(steps, rows, -1), hidden.reshape(steps, rows, -1)
 
     def unroll(
-        self, inputs: torch.Tensor, sigma: float | torch.Tensor = 0.0, noise: MemberNoise = None
+        self,
+        inputs: torch.Tensor,
+        sigma: float | torch.Tensor = 0.0,
+        noise: MemberNoise = None,
+        *,
+        buffers: SequenceBuffers | None = None,
     ) -> torch.Tensor:
-        """Outputs ``[T, K * B, O]`` for inputs ``[T, K * B, I]`` (see :meth:`forward`)."""
-        return self._sequence(inputs, sigma, noise, None)[0].reshape(*inputs.shape[:2], -1)
+        """Outputs ``[T, K * B, O]`` for inputs ``[T, K * B, I]`` (see :meth:`forward`).
+
+        ``buffers``: memory the fused recurrence may reuse from call to call, for a caller that
+        runs each call's backward pass before the next (see
+        :class:`~agents.recurrence.SequenceBuffers`).
+        """
+        outputs = self._sequence(inputs, sigma, noise, None, buffers)[0]
+        return outputs.reshape(*inputs.shape[:2], -1)
 
     def _sequence(
         self,
@@ -270,6 +283,7 @@ class CTRNNEnsemble(nn.Module):
         sigma: float | torch.Tensor,
         noise: MemberNoise | int,
         h0: torch.Tensor | None,
+        buffers: SequenceBuffers | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Outputs ``[T, K, B, O]`` and states ``[T, K, B, N]``."""
         check_model_input("inputs", inputs, self.W.dtype)
@@ -301,6 +315,7 @@ class CTRNNEnsemble(nn.Module):
                 noise=xi,
                 scale=scale,
                 inside=inside,
+                buffers=buffers,
             )
             return READOUTS[c.readout](outputs), hidden  # the sequence's outputs are linear
         drive = torch.einsum("tkbi,kni->tkbn", x, self.U) + self.b.unsqueeze(1)

@@ -6,6 +6,7 @@ Rows are grouped by member (rows ``k * B .. (k + 1) * B - 1`` are member ``k``),
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import torch
@@ -91,19 +92,47 @@ def draw_blocks(
 ) -> torch.Tensor:
     """``[T, K, B, N]``: member ``k``'s slice is ``blocks[k].normal_steps(T, B, N)``.
 
-    A block with one CPU generator fills its slices in place, step by step, as ``normal_steps``
-    draws (no ``[T, K, B, N]`` copy is made); any other block is drawn and copied in. ``out``, a
-    CPU float32 tensor of that shape, is filled instead of a new one (reusing memory saves the
-    page faults of a fresh multi-megabyte block).
+    The result is a time-major view of a member-major ``[K, T, B, N]`` buffer, so that each
+    member's samples are contiguous. A block with one CPU generator fills its slice with one
+    ``normal_`` call where that draws the very numbers of ``normal_steps``' step-by-step calls
+    (see :func:`_one_call_draws_steps`), else step by step in place; any other block is drawn
+    and copied in. ``out``, a result of an earlier call of the same shape, is filled instead of
+    a new one (reusing memory saves the page faults of a fresh multi-megabyte block).
     """
     shape = (steps, len(blocks), per_member, size)
-    reuse = out is not None and out.shape == shape and out.dtype == torch.float32
-    xi = out if reuse and out.device.type == "cpu" else torch.empty(shape)
+    reuse = (
+        out is not None
+        and out.shape == shape
+        and out.dtype == torch.float32
+        and out.device.type == "cpu"
+        and out.transpose(0, 1).is_contiguous()
+    )
+    xi = out if reuse else torch.empty(len(blocks), steps, per_member, size).transpose(0, 1)
+    by_member = xi.transpose(0, 1)
     for k, block in enumerate(blocks):
         generator = block.generator
         if generator is not None and block.repeats == 1 and generator.device.type == "cpu":
-            for t in range(steps):
-                xi[t, k].normal_(generator=generator)
+            if _one_call_draws_steps(per_member * size):
+                by_member[k].normal_(generator=generator)
+            else:
+                for t in range(steps):
+                    by_member[k, t].normal_(generator=generator)
         else:
-            xi[:, k] = block.normal_steps(steps, per_member, size)
+            by_member[k] = block.normal_steps(steps, per_member, size)
     return xi
+
+
+@functools.cache
+def _one_call_draws_steps(numel: int) -> bool:
+    """Whether one ``normal_`` call on ``2 * numel`` floats gives two calls' ``numel`` each.
+
+    PyTorch's CPU sampler draws blocks of 16, so it does for a multiple of 16 (and at least
+    16); checked here on a seeded generator rather than assumed.
+    """
+    steps = [torch.Generator().manual_seed(12345), torch.Generator().manual_seed(12345)]
+    one_by_one = torch.empty(2, numel)
+    for row in one_by_one:
+        row.normal_(generator=steps[0])
+    at_once = torch.empty(2, numel).normal_(generator=steps[1])
+    after = [torch.rand(4, generator=generator) for generator in steps]
+    return torch.equal(one_by_one, at_once) and torch.equal(*after)

@@ -28,6 +28,7 @@ from tqdm import tqdm
 from agents.ctrnn import CTRNNConfig
 from agents.ensemble import BlockRandomSource, CTRNNEnsemble, member_sigma
 from agents.ensemble_runs import EnsembleRuns, check_run_folders
+from agents.recurrence import SequenceBuffers
 from agents.rollout import rollout
 from agents.run_lifecycle import RunWriter
 from agents.runs import Run, load_run
@@ -315,6 +316,7 @@ class _Trainer(EnsembleRuns):
         drawn = any(c.sigma_dist is not None for c in self.configs)
         active = torch.ones(ensemble.num_members, dtype=torch.bool, device=self.device)
         diverged: dict[int, int] = {}
+        buffers = ensemble.training_buffers  # each iteration's backward pass ends before the next
         with tqdm(
             total=shared.iterations,
             initial=start,
@@ -333,7 +335,14 @@ class _Trainer(EnsembleRuns):
                         ]
                     ).float()
                 losses = member_losses(
-                    ensemble, self.task, shared.batch_size, sigma, env_rng, noise, self.device
+                    ensemble,
+                    self.task,
+                    shared.batch_size,
+                    sigma,
+                    env_rng,
+                    noise,
+                    self.device,
+                    buffers=buffers,
                 )
                 optimizer.zero_grad(set_to_none=True)
                 torch.where(active, losses, torch.zeros_like(losses)).sum().backward()
@@ -362,11 +371,15 @@ def member_losses(
     env_rng: RandomSource,
     noise: RandomSource,
     device: torch.device,
+    *,
+    buffers: SequenceBuffers | None = None,
 ) -> torch.Tensor:
     """Each member's mask-weighted mean squared teacher error over its own ``batch_size`` episodes.
 
     Returns ``[K]``: what :func:`agents.rollout.teacher_loss` gives each member alone with its
     block of ``env_rng`` and ``noise`` (open-loop tasks run as one sequence, others closed loop).
+    ``buffers`` is lent to :meth:`~agents.ensemble.CTRNNEnsemble.unroll` (run the loss's
+    backward pass before the next call).
     """
     k = ensemble.num_members
     rows = k * batch_size
@@ -377,7 +390,7 @@ def member_losses(
         errors = state.error_sum.reshape(k, -1).sum(1)
         return errors / state.weight_sum.reshape(k, -1).sum(1).clamp_min(1e-12)
     episode = task.open_loop_episode(rows, env_rng, device)
-    actions = ensemble.unroll(episode.observations, sigma, noise)
+    actions = ensemble.unroll(episode.observations, sigma, noise, buffers=buffers)
     steps = actions.shape[0]
     weighted = (episode.masks * (actions - episode.targets).square()).reshape(steps, k, -1)
     masks = episode.masks.reshape(steps, k, -1)

@@ -24,7 +24,7 @@ from torch.nn import functional as F
 
 from noise_envs._checks import check_choice
 
-__all__ = ["ACTIVATIONS_WITH_SLOPE", "ctrnn_sequence"]
+__all__ = ["ACTIVATIONS_WITH_SLOPE", "SequenceBuffers", "ctrnn_sequence"]
 
 
 def _relu(z: torch.Tensor, slope: torch.Tensor) -> torch.Tensor:
@@ -60,6 +60,32 @@ ACTIVATIONS_WITH_SLOPE: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.T
 """``f(z)`` by activation name, computed in place of ``z``, writing ``f'(z)`` into ``slope``."""
 
 
+class SequenceBuffers:
+    """Memory that :func:`ctrnn_sequence` writes its states and slopes into, from call to call.
+
+    A fresh ``[T, K, B, N]`` buffer costs its page faults on every call (two of them, some
+    megabytes each, at ensemble sizes). An owner that finishes each call's backward pass before
+    the next call, and keeps none of its states (a training loop), can lend every call the same
+    memory: the states a call returns are overwritten by the next call.
+    """
+
+    def __init__(self) -> None:
+        self._held: dict[str, torch.Tensor] = {}
+
+    def take(self, name: str, like: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
+        """A tensor of ``shape`` with ``like``'s dtype and device, the same memory as last time."""
+        held = self._held.get(name)
+        if (
+            held is None
+            or held.shape != shape
+            or held.dtype != like.dtype
+            or held.device != like.device
+        ):
+            held = like.new_empty(shape)
+            self._held[name] = held
+        return held.detach()  # a tensor of its own (no autograd history), on the same memory
+
+
 def ctrnn_sequence(
     inputs: torch.Tensor,
     weights: tuple[torch.Tensor, ...],
@@ -70,6 +96,7 @@ def ctrnn_sequence(
     noise: torch.Tensor | None = None,
     scale: torch.Tensor | float = 1.0,
     inside: torch.Tensor | None = None,
+    buffers: SequenceBuffers | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Outputs ``[T, K, B, O]`` and states ``[T, K, B, N]`` of K CTRNNs (see the module doc).
 
@@ -85,6 +112,8 @@ def ctrnn_sequence(
         scale: what multiplies them: a float, or a tensor that broadcasts to ``[K, B, 1]``
             (``sigma`` times the noise gain, per member or per row).
         inside: ``[K]`` bool, whether each member's noise is inside f (None: all inside).
+        buffers: memory for the states and slopes, lent by an owner that runs the backward
+            pass of each call before the next (see :class:`SequenceBuffers`); None: fresh.
     """
     check_choice("activation", activation, ACTIVATIONS_WITH_SLOPE)
     scales = (None, None)
@@ -98,21 +127,28 @@ def ctrnn_sequence(
         in_scale = scale * mask if bool(mask.any()) else None
         out_scale = scale * (1.0 - mask) if not bool(mask.all()) else None
         scales = (in_scale, out_scale)
-    return _Sequence.apply(inputs, h0, noise, *scales, gamma, activation, *weights)
+    return _Sequence.apply(inputs, h0, noise, *scales, gamma, activation, buffers, *weights)
 
 
 class _Sequence(torch.autograd.Function):
     # Every step writes into buffers made once: a fresh [K, B, N] tensor per operation costs
     # more than the operation at these sizes (for example, 128 KiB blocks are mmap'ed afresh).
     @staticmethod
-    def forward(ctx, inputs, h0, noise, in_scale, out_scale, gamma, activation, *weights):
+    def forward(ctx, inputs, h0, noise, in_scale, out_scale, gamma, activation, buffers, *weights):
         W, U, b, W_out, b_out = weights
         f = ACTIVATIONS_WITH_SLOPE[activation]
         steps, members, batch, _ = inputs.shape
         n = W.shape[-1]
-        states = inputs.new_empty(steps, members, batch, n)
+        shape = (steps, members, batch, n)
+        if buffers is None:
+            states, slopes = inputs.new_empty(shape), inputs.new_empty(shape)
+        else:
+            states, slopes = (
+                buffers.take("states", inputs, shape),
+                buffers.take("slopes", inputs, shape),
+            )
+        # slopes are float: a bool mask costs a conversion every step
         outputs = inputs.new_empty(steps, members, batch, W_out.shape[1])
-        slopes = torch.empty_like(states)  # float: a bool mask costs a conversion every step
         bias, out_bias, recurrent, read = b.unsqueeze(1), b_out.unsqueeze(1), W.mT, W_out.mT
         project = _product(U.mT)
         z, h = torch.empty_like(h0), h0
@@ -140,7 +176,7 @@ class _Sequence(torch.autograd.Function):
         grad_U = _Accumulator(U)
         grad_z_sum = torch.zeros_like(h0)  # the sum over steps of dL/dz_t
         grad_b_out = None
-        if needs[11] and grad_outputs is not None:
+        if needs[12] and grad_outputs is not None:
             grad_b_out = grad_outputs.sum((0, 2))
         grad_inputs = torch.empty_like(inputs) if needs[0] else None
         carry = torch.zeros_like(h0)  # dL/dh_{t-1} through the steps from t on
@@ -171,10 +207,11 @@ class _Sequence(torch.autograd.Function):
             None,  # out_scale
             None,  # gamma
             None,  # activation
-            grad_W if needs[7] else None,
-            grad_U.result() if needs[8] else None,
-            grad_z_sum.sum(1) if needs[9] else None,
-            grad_W_out if needs[10] else None,
+            None,  # buffers
+            grad_W if needs[8] else None,
+            grad_U.result() if needs[9] else None,
+            grad_z_sum.sum(1) if needs[10] else None,
+            grad_W_out if needs[11] else None,
             grad_b_out,
         )
 
