@@ -31,7 +31,7 @@ def global_states() -> list[torch.Tensor]:
 
 
 @pytest.fixture
-def unchanged() -> Iterator[Callable[[], None]]:
+def assert_generators_unchanged() -> Iterator[Callable[[], None]]:
     """Seed the global generators; the returned check asserts their states did not move."""
     torch.manual_seed(1234)
     before = global_states()
@@ -50,47 +50,47 @@ def tiny_ctrnn(task) -> CTRNN:
     return CTRNN(config, generator=torch.Generator().manual_seed(0))
 
 
-def test_the_check_sees_a_reseed(unchanged):
+def test_the_check_sees_a_reseed(assert_generators_unchanged):
     """The fixture's check is not vacuous: torch.seed(), what RandomSource(None) used to call,
     moves the global state."""
     torch.seed()
     with pytest.raises(AssertionError):
-        unchanged()
+        assert_generators_unchanged()
 
 
-def test_task_reset_without_a_generator(unchanged):
+def test_task_reset_without_a_generator(assert_generators_unchanged):
     """Task.reset(generator=None) draws fresh randomness (two resets differ) from its own
     generator."""
     task = make_task("NoisyFunctionApprox-v0")
     first, _ = task.reset(8)
     second, _ = task.reset(8)
     assert not torch.equal(first.cue, second.cue)
-    unchanged()
+    assert_generators_unchanged()
 
 
-def test_env_reset_without_a_seed(unchanged):
+def test_env_reset_without_a_seed(assert_generators_unchanged):
     """TaskEnv.reset() without a seed seeds itself from the OS through np_random."""
     env = TaskEnv(TASK_ID, **TASK)
     env.reset()
     env.step(env.action_space.sample())
     env.reset()
-    unchanged()
+    assert_generators_unchanged()
 
 
-def test_sweep(unchanged):
+def test_sweep(assert_generators_unchanged):
     task = make_task(TASK_ID, **TASK)
     sweep_noise(tiny_ctrnn(task), task, [0.0, 0.5], episodes=3)
-    unchanged()
+    assert_generators_unchanged()
 
 
-def test_supervised_training(unchanged):
+def test_supervised_training(assert_generators_unchanged):
     task = make_task(TASK_ID, **TASK)
     config = TrainConfig(sigma=0.3, iterations=2, batch_size=4, checkpoint_every=1)
     train(tiny_ctrnn(task), task, config, progress=False)
-    unchanged()
+    assert_generators_unchanged()
 
 
-def test_rl_training(unchanged):
+def test_rl_training(assert_generators_unchanged):
     """train_rl seeds the global generators (stable-baselines3 draws from them) and restores
     them, CUDA's included."""
     pytest.importorskip("sb3_contrib")
@@ -101,4 +101,4 @@ def test_rl_training(unchanged):
     train_rl(
         TASK_ID, CTRNNPolicyConfig(hidden_size=4, dt=20.0), config, task_kwargs=TASK, progress=False
     )
-    unchanged()
+    assert_generators_unchanged()

@@ -83,4 +83,5 @@ def test_the_smaller_budgets_are_options_of_their_command(command):
 
     required = {"train": ["--out", "x"], "sweep": ["x"], "plot": ["x"], "analyze": ["x"]}
     required["recalibrate"] = ["x", "--to-sigma", "0", "--out", "y"]
-    build_parser().parse_args([command, *required.get(command, []), *SMALLER[command]])
+    parsed = build_parser().parse_args([command, *required.get(command, []), *SMALLER[command]])
+    assert parsed.command == command

@@ -37,7 +37,7 @@ def multitask_run(tmp_path_factory):
     return run
 
 
-def one_line_error(capsys, code_expected: int, argv: list[str], *fragments: str) -> str:
+def assert_one_line_error(capsys, code_expected: int, argv: list[str], *fragments: str) -> str:
     capsys.readouterr()
     try:
         code = main(argv)
@@ -91,36 +91,42 @@ def test_trials_sigma_and_untrained_tasks(multitask_run, tmp_path, capsys):
 
 def test_trials_bad_arguments_are_one_line_usage_errors(multitask_run, tmp_path, capsys):
     out = str(tmp_path / "x.png")
-    one_line_error(capsys, 2, ["trials", "--task", "dmsgoo", "--out", out], "Did you mean 'dmsgo'")
-    one_line_error(capsys, 2, ["trials", "--task", ",", "--out", out], "at least one task")
-    one_line_error(capsys, 2, ["trials", "--out", out], "one of the arguments --task --family")
-    one_line_error(capsys, 2, ["trials", "--family", "dms", "--out", out], "invalid choice")
-    one_line_error(
+    assert_one_line_error(
+        capsys, 2, ["trials", "--task", "dmsgoo", "--out", out], "Did you mean 'dmsgo'"
+    )
+    assert_one_line_error(capsys, 2, ["trials", "--task", ",", "--out", out], "at least one task")
+    assert_one_line_error(
+        capsys, 2, ["trials", "--out", out], "one of the arguments --task --family"
+    )
+    assert_one_line_error(capsys, 2, ["trials", "--family", "dms", "--out", out], "invalid choice")
+    assert_one_line_error(
         capsys, 2, ["trials", "--task", "fdgo", "--sigma", "0.2", "--out", out], "give a RUN"
     )
-    one_line_error(
+    assert_one_line_error(
         capsys,
         2,
         ["trials", str(multitask_run), "--task", "fdgo", "--dt", "20", "--out", out],
         "`--dt` is the run's own",
     )
-    one_line_error(
+    assert_one_line_error(
         capsys, 2, ["trials", "--task", "fdgo", "--dt", "0", "--out", out], "`dt` must be > 0"
     )
-    one_line_error(
+    assert_one_line_error(
         capsys,
         2,
         ["trials", "--task", "fdgo", "--obs-noise", "-1", "--out", out],
         "`obs_noise` must be >= 0",
     )
-    one_line_error(
+    assert_one_line_error(
         capsys,
         2,
         ["trials", str(multitask_run), "--task", "fdgo", "--sigma", "-1", "--out", out],
         "`sigma` must be",
     )
-    one_line_error(capsys, 2, ["trials", "--task", "fdgo", "--out", str(tmp_path)], "a folder")
-    one_line_error(
+    assert_one_line_error(
+        capsys, 2, ["trials", "--task", "fdgo", "--out", str(tmp_path)], "a folder"
+    )
+    assert_one_line_error(
         capsys, 2, ["trials", str(tmp_path / "none"), "--task", "fdgo"], "does not exist"
     )
 
@@ -130,7 +136,7 @@ def test_trials_refuses_a_run_of_another_task(tmp_path, capsys):
     tiny = ["--task", "NoisyRegulator-v0", "--task-kwargs", '{"steps": 4, "settle_steps": 1}']
     train = ["--hidden-size", "2", "--iterations", "1", "--batch-size", "2", "--no-progress"]
     assert main(["train", *tiny, *train, "--sigma", "0.1", "--out", str(run)]) == 0
-    one_line_error(
+    assert_one_line_error(
         capsys,
         2,
         ["trials", str(run), "--task", "fdgo", "--out", str(tmp_path / "x.png")],
