@@ -97,8 +97,8 @@ class CTRNNEnsemble(nn.Module):
         self.training_buffers = SequenceBuffers()
         """Memory the training loop lends the fused recurrence, kept from call to call."""
         self.fused = True
-        self._noise_buffer: torch.Tensor | None = None
         """Run sequences through the one-node recurrence (False: autograd op by op)."""
+        self._noise_buffer: torch.Tensor | None = None
 
     @classmethod
     def from_seeds(
@@ -344,14 +344,9 @@ class CTRNNEnsemble(nn.Module):
 
     def _rate(self, pre: torch.Tensor, scaled: torch.Tensor | None) -> torch.Tensor:
         """``f(pre + noise)`` for noise-in members, ``f(pre) + noise`` for noise-out ones."""
-        if scaled is None:
-            return self.activation(pre)
-        placements = set(self.placements)
-        if placements == {"in"}:
-            return self.activation(pre + scaled)
-        if placements == {"out"}:
-            return self.activation(pre) + scaled
-        return self.activation(pre + scaled * self.inside) + scaled * (1.0 - self.inside)
+        noise_in, noise_out = self._split_noise(scaled)
+        rate = self.activation(pre if noise_in is None else pre + noise_in)
+        return rate if noise_out is None else rate + noise_out
 
     def _split_noise(
         self, scaled: torch.Tensor | None
