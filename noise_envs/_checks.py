@@ -18,6 +18,7 @@ __all__ = [
     "check_finite",
     "check_finite_tensor",
     "check_in_range",
+    "check_noise_level",
     "check_nonnegative",
     "check_positive",
     "check_positive_int",
@@ -70,6 +71,12 @@ def check_at_most(name: str, value: float, high: float) -> float:
     if value > high:
         raise ValueError(f"`{name}` must be <= {high:g}, got {value:g}")
     return value
+
+
+def check_noise_level(name: str, value: float) -> float:
+    """Return ``value`` if it is a noise standard deviation in ``[0, MAX_NOISE]``, else raise."""
+    check_nonnegative(name, value)
+    return check_at_most(name, value, MAX_NOISE)
 
 
 def check_finite_tensor(name: str, tensor: torch.Tensor) -> torch.Tensor:
@@ -145,8 +152,7 @@ def check_sigma(sigma: float | torch.Tensor, batch_size: int | None = None) -> f
         if not bool(((sigma >= 0) & (sigma <= MAX_NOISE)).all()):  # NaN fails both comparisons
             _raise_bad_sigma_row(sigma)
         return sigma
-    check_nonnegative("sigma", sigma)
-    return check_at_most("sigma", sigma, MAX_NOISE)
+    return check_noise_level("sigma", sigma)
 
 
 def _raise_bad_sigma_row(sigma: torch.Tensor) -> None:

@@ -9,10 +9,8 @@ from collections.abc import Callable
 import torch
 
 from noise_envs._checks import (
-    MAX_NOISE,
-    check_at_most,
     check_choice,
-    check_nonnegative,
+    check_noise_level,
     check_positive_int,
 )
 from noise_envs._memory import check_memory
@@ -59,8 +57,7 @@ class FunctionApproxConfig(JsonConfig):
             )
         if not callable(self.function):
             check_choice("function", self.function, FUNCTIONS)
-        check_nonnegative("obs_noise", self.obs_noise)
-        check_at_most("obs_noise", self.obs_noise, MAX_NOISE)
+        check_noise_level("obs_noise", self.obs_noise)
         # float32 inputs: the probe of a callable target, then one row's episode (x, target, mask).
         check_memory("input_dim", self.input_dim, 2 * _PROBE_ROWS * self.input_dim * 4)
         check_memory("steps", self.steps, 3 * self.steps * self.input_dim * 4)

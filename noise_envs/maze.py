@@ -11,10 +11,10 @@ import torch
 from gymnasium import spaces
 
 from noise_envs._checks import (
-    MAX_NOISE,
     check_at_most,
     check_choice,
     check_in_range,
+    check_noise_level,
     check_nonnegative,
     check_positive,
     check_positive_int,
@@ -119,8 +119,7 @@ class MazeConfig(JsonConfig):
         if isinstance(self.trail_length, bool) or not isinstance(self.trail_length, int):
             raise ValueError(f"`trail_length` must be an integer >= 0, got {self.trail_length!r}")
         check_nonnegative("trail_length", self.trail_length)
-        check_nonnegative("obs_noise", self.obs_noise)
-        check_at_most("obs_noise", self.obs_noise, MAX_NOISE)
+        check_noise_level("obs_noise", self.obs_noise)
         check_nonnegative("shaping", self.shaping)
         check_at_most("shaping", self.shaping, _MAX_REWARD_SCALE)
         check_memory("trail_length", self.trail_length, self.trail_length * _TRAIL_BYTES)

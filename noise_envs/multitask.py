@@ -10,9 +10,8 @@ import torch
 from gymnasium import spaces
 
 from noise_envs._checks import (
-    MAX_NOISE,
-    check_at_most,
     check_choice,
+    check_noise_level,
     check_nonnegative,
     check_positive,
     check_positive_int,
@@ -76,8 +75,7 @@ class MultitaskConfig(JsonConfig):
             raise ValueError(f"`dt` must be <= 500 ms (the response epoch), got {self.dt!r}")
         check_positive_int("ring_size", self.ring_size)
         check_positive("fixation_target", self.fixation_target)
-        check_nonnegative("obs_noise", self.obs_noise)
-        check_at_most("obs_noise", self.obs_noise, MAX_NOISE)
+        check_noise_level("obs_noise", self.obs_noise)
 
     @property
     def task_names(self) -> tuple[str, ...]:

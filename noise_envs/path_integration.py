@@ -14,9 +14,8 @@ import torch
 from gymnasium import spaces
 
 from noise_envs._checks import (
-    MAX_NOISE,
-    check_at_most,
     check_choice,
+    check_noise_level,
     check_nonnegative,
     check_positive,
     check_positive_int,
@@ -103,8 +102,7 @@ class PathIntegrationConfig(JsonConfig):
         check_choice("start", self.start, STARTS)
         check_choice("target", self.target, TARGETS)
         _check_place_cells(self)
-        check_nonnegative("obs_noise", self.obs_noise)
-        check_at_most("obs_noise", self.obs_noise, MAX_NOISE)
+        check_noise_level("obs_noise", self.obs_noise)
         _check_scales(self)
         check_memory("steps", self.steps, self.steps * self.row_bytes_per_step)
 

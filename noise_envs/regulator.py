@@ -7,9 +7,8 @@ import dataclasses
 import torch
 
 from noise_envs._checks import (
-    MAX_NOISE,
-    check_at_most,
     check_in_range,
+    check_noise_level,
     check_nonnegative,
     check_positive_int,
 )
@@ -53,8 +52,7 @@ class RegulatorConfig(JsonConfig):
                 f"`settle_steps` must be an integer in [0, steps) = [0, {self.steps}), "
                 f"got {self.settle_steps!r}"
             )
-        check_nonnegative("obs_noise", self.obs_noise)
-        check_at_most("obs_noise", self.obs_noise, MAX_NOISE)
+        check_noise_level("obs_noise", self.obs_noise)
         check_memory("steps", self.steps, 3 * self.steps * 4)  # one row's episode, float32
 
 
