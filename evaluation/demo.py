@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -13,7 +15,7 @@ from agents.ctrnn import CTRNN, CTRNNConfig
 from agents.runs import load_run
 from agents.supervised import TrainConfig, train
 from evaluation.grid.cell_run import SWEEP_FILES, run_cell
-from evaluation.grid.spec import GridSpec, SweepSpec, TaskSpec
+from evaluation.grid.spec import PLACEMENTS, GridSpec, SweepSpec, TaskSpec
 from evaluation.plots.sweep import plot_sweep, save_figure
 from evaluation.stats import Preference, preference, preference_table
 from evaluation.sweep import sweep_noise
@@ -28,6 +30,7 @@ __all__ = [
     "PlacementConfig",
     "compare_placements",
     "demo_verdicts",
+    "placement_grid",
     "write_demo_outputs",
 ]
 
@@ -117,28 +120,7 @@ class PlacementConfig(JsonConfig):
         Its two cells train and sweep exactly the networks of :meth:`model_config` and
         :meth:`train_config` at :attr:`levels`.
         """
-        return GridSpec(
-            tasks=(TaskSpec(id=self.task),),
-            name=self.tag,
-            train_sigmas=(float(self.sigma),),
-            seeds=(self.seed,),
-            model={
-                "hidden_size": self.hidden_size,
-                "activation": self.activation,
-                "dt": self.dt,
-                "tau": self.tau,
-            },
-            training={
-                "iterations": self.iterations,
-                "batch_size": self.batch_size,
-                "learning_rate": self.learning_rate,
-            },
-            sweep=SweepSpec(
-                test_sigmas=tuple(float(level) for level in self.levels),
-                episodes=self.episodes,
-                seed=self.seed,
-            ),
-        )
+        return placement_grid(self.tag, TaskSpec(id=self.task), self, self.levels)
 
     def train_config(self) -> TrainConfig:
         """The training config shared by both networks."""
@@ -163,6 +145,50 @@ _TRAINING_FIELDS = (
     "seed",
 )
 """The fields besides ``sigma`` that change the trained networks (the rest change the sweep)."""
+
+
+def placement_grid(
+    name: str,
+    task: TaskSpec,
+    settings: Any,
+    levels: Sequence[float] | np.ndarray,
+    placements: Sequence[str] = PLACEMENTS,
+) -> GridSpec:
+    """A placement comparison as a grid: one task, one sigma and seed, one cell per placement.
+
+    Args:
+        name: the grid's name.
+        task: the task and its options.
+        settings: a :class:`PlacementConfig`, or anything with its training attributes
+            (``sigma``, ``seed``, ``hidden_size``, ``activation``, ``dt``, ``tau``,
+            ``iterations``, ``batch_size``, ``learning_rate``, ``episodes``), e.g. an
+            example's parsed arguments.
+        levels: the sweep's test noise levels.
+        placements: the noise placements compared.
+    """
+    return GridSpec(
+        tasks=(task,),
+        name=name,
+        placements=tuple(placements),
+        train_sigmas=(float(settings.sigma),),
+        seeds=(settings.seed,),
+        model={
+            "hidden_size": settings.hidden_size,
+            "activation": settings.activation,
+            "dt": settings.dt,
+            "tau": settings.tau,
+        },
+        training={
+            "iterations": settings.iterations,
+            "batch_size": settings.batch_size,
+            "learning_rate": settings.learning_rate,
+        },
+        sweep=SweepSpec(
+            test_sigmas=tuple(float(level) for level in levels),
+            episodes=settings.episodes,
+            seed=settings.seed,
+        ),
+    )
 
 
 @dataclasses.dataclass(frozen=True)

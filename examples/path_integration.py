@@ -20,7 +20,8 @@ import numpy as np
 
 from agents import load_run
 from evaluation import plot_sweep, preference, preference_table, save_figure
-from evaluation.grid import GridSpec, SweepSpec, TaskSpec, run_grid
+from evaluation.demo import placement_grid
+from evaluation.grid import TaskSpec, run_grid
 from evaluation.grid.figures import load_grid_sweeps
 from evaluation.plots.path import plot_paths, trace_paths
 from noise_envs import make_task
@@ -73,7 +74,13 @@ def main(argv: list[str] | None = None) -> None:
     task = make_task(ENV_ID, **task_kwargs)
     levels = np.linspace(0.0, 2.0 * args.sigma, args.num_levels)
     result = run_grid(
-        grid_spec(args, task_kwargs, levels),
+        placement_grid(
+            "path_integration",
+            TaskSpec(id=ENV_ID, options=task_kwargs),
+            args,
+            levels,
+            args.placements.split(","),
+        ),
         args.out_dir,
         device=args.device,
         progress=not args.no_progress,
@@ -92,33 +99,6 @@ def main(argv: list[str] | None = None) -> None:
     print(preference_table(preferences, dict.fromkeys(preferences, args.sigma)))
     print(json.dumps(summary, indent=2))
     (args.out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-
-
-def grid_spec(args: argparse.Namespace, task_kwargs: dict, levels: np.ndarray) -> GridSpec:
-    """One cell per placement: the task, the network and its training, swept at ``levels``."""
-    return GridSpec(
-        name="path_integration",
-        tasks=(TaskSpec(id=ENV_ID, options=task_kwargs),),
-        placements=tuple(args.placements.split(",")),
-        train_sigmas=(args.sigma,),
-        seeds=(args.seed,),
-        model={
-            "hidden_size": args.hidden_size,
-            "activation": args.activation,
-            "dt": args.dt,
-            "tau": args.tau,
-        },
-        training={
-            "iterations": args.iterations,
-            "batch_size": args.batch_size,
-            "learning_rate": args.learning_rate,
-        },
-        sweep=SweepSpec(
-            test_sigmas=tuple(float(level) for level in levels),
-            episodes=args.episodes,
-            seed=args.seed,
-        ),
-    )
 
 
 def describe_errors(sweep, sigma: float) -> dict[str, float]:
