@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from agents.noise_distribution import NoiseDistribution
+from agents.noise_distribution import NoiseDistribution, training_noise
 from noise_envs._checks import check_choice, check_nonnegative, check_positive_int
 from noise_envs.config import JsonConfig
 
@@ -83,4 +83,4 @@ class RecalibrationConfig(JsonConfig):
     @property
     def noise(self) -> NoiseDistribution:
         """The reference noise as a (fixed) distribution, as ``TrainConfig.noise`` gives it."""
-        return NoiseDistribution.fixed(self.to_sigma)
+        return training_noise(self)

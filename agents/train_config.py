@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from agents.noise_distribution import NoiseDistribution, as_noise_distribution
+from agents.noise_distribution import NoiseDistribution, as_noise_distribution, training_noise
 from noise_envs._checks import check_nonnegative, check_positive, check_positive_int
 from noise_envs.config import JsonConfig
 
@@ -49,11 +49,11 @@ class TrainConfig(JsonConfig):
     @property
     def noise(self) -> NoiseDistribution:
         """The training noise as a distribution (a fixed one for ``sigma``)."""
-        return self.sigma_dist or NoiseDistribution.fixed(self.sigma)
+        return training_noise(self)
 
     def to_dict(self) -> dict[str, Any]:
         """The config as JSON values; ``sigma_dist`` is left out when None (fixed-noise runs)."""
-        return noise_to_dict(self, JsonConfig.to_dict(self))
+        return noise_to_dict(JsonConfig.to_dict(self))
 
 
 def check_noise_fields(config: Any) -> None:
@@ -74,9 +74,9 @@ def check_noise_fields(config: Any) -> None:
     object.__setattr__(config, "sigma_dist", dist)
 
 
-def noise_to_dict(config: Any, values: dict[str, Any]) -> dict[str, Any]:
+def noise_to_dict(values: dict[str, Any]) -> dict[str, Any]:
     """``values`` (a config's dict) with ``sigma_dist`` as JSON, or without it when None."""
     dist = values.pop("sigma_dist", None)
     if dist is not None:
-        values["sigma_dist"] = config.sigma_dist.to_dict()
+        values["sigma_dist"] = dist.to_dict()
     return values

@@ -13,7 +13,7 @@ from gymnasium import spaces
 
 from agents.ctrnn import CTRNNConfig
 from agents.mlp import NoisyMLPConfig
-from agents.noise_distribution import NoiseDistribution
+from agents.noise_distribution import NoiseDistribution, training_noise
 from agents.train_config import check_noise_fields, noise_to_dict
 from noise_envs._checks import (
     check_choice,
@@ -207,11 +207,11 @@ class RLTrainConfig(JsonConfig):
     @property
     def noise(self) -> NoiseDistribution:
         """The training noise as a distribution (a fixed one for ``sigma``)."""
-        return self.sigma_dist or NoiseDistribution.fixed(self.sigma)
+        return training_noise(self)
 
     def to_dict(self) -> dict[str, Any]:
         """The config as JSON values; ``sigma_dist`` is left out when None (fixed-noise runs)."""
-        return noise_to_dict(self, JsonConfig.to_dict(self))
+        return noise_to_dict(JsonConfig.to_dict(self))
 
     def learning_rate_at(self, iteration: int) -> float:
         """The learning rate of iteration ``iteration`` (1-based)."""
