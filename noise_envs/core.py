@@ -17,6 +17,7 @@ import torch
 from gymnasium import spaces
 
 from noise_envs._checks import check_positive_int, check_shape
+from noise_envs._memory import check_memory
 from noise_envs.config import JsonConfig
 from noise_envs.random import RandomSource, as_random_source
 
@@ -226,6 +227,7 @@ class Task(ABC, Generic[StateT, ConfigT]):
     ) -> tuple[StateT, torch.Tensor]:
         """Start ``batch_size`` episodes; returns the state and the first observations ``[B, O]``."""
         check_positive_int("batch_size", batch_size)
+        self._check_batch(batch_size)
         rng = as_random_source(generator, device)
         state = self._initial(batch_size, rng, torch.device(device))
         return state, self.observe(state)
@@ -355,6 +357,14 @@ class Task(ABC, Generic[StateT, ConfigT]):
         So RL code can use supervised tasks as they are.
         """
         return -step_error
+
+    def _row_bytes(self) -> int:
+        """Estimated bytes one row of a batch needs (state and episode); 0: no estimate."""
+        return 0
+
+    def _check_batch(self, batch_size: int) -> None:
+        """Refuse a batch whose rows (:meth:`_row_bytes` each) would not fit in memory."""
+        check_memory("batch_size", batch_size, batch_size * self._row_bytes())
 
     def _base_state(self, batch_size: int, rng: RandomSource, device: torch.device) -> dict:
         """The :class:`TaskState` fields of a fresh batch, for subclasses' ``_initial``."""

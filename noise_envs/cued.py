@@ -9,7 +9,6 @@ import numpy as np
 import torch
 from gymnasium import spaces
 
-from noise_envs._memory import check_memory
 from noise_envs.core import Metric, OpenLoopEpisode, Task, TaskState
 from noise_envs.random import RandomSource
 
@@ -90,12 +89,13 @@ class CuedResponseTask(Task[CuedResponseState, object]):
         masks = scored.to(state.target.dtype).view(steps, 1, 1).expand(-1, *state.target.shape)
         return OpenLoopEpisode(observations, state.target.expand(steps, -1, -1), masks)
 
+    def _row_bytes(self) -> int:
+        """float32 bytes of a row's episode (cue, target, mask per step), as a trainer makes it."""
+        return 4 * self.horizon * (self.cue_size + 2 * self.response_size)
+
     def _initial(
         self, batch_size: int, rng: RandomSource, device: torch.device
     ) -> CuedResponseState:
-        # float32 bytes of a row's episode (cue, target, mask per step), as a trainer makes it.
-        row = 4 * self.horizon * (self.cue_size + 2 * self.response_size)
-        check_memory("batch_size", batch_size, batch_size * row)
         cue = self.draw_cue(batch_size, rng).to(device)
         return CuedResponseState(
             **self._base_state(batch_size, rng, device), cue=cue, target=self.target_of(cue)

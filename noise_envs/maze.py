@@ -390,14 +390,12 @@ class MazeTask(Task[MazeState, MazeConfig]):
             raise ValueError("this maze task draws a new maze every episode (`randomize_layout`)")
         return self.walls
 
-    def _check_batch(self, batch_size: int) -> None:
-        """Refuse a batch whose tables would not fit in memory (see the class docstring)."""
+    def _row_bytes(self) -> int:
+        """Bytes of a row's tables (see the class docstring)."""
         per_cell = _RANDOM_ROW_BYTES_PER_CELL if self.walls is None else _ROW_BYTES_PER_CELL
-        row = self.num_cells * per_cell + self.config.trail_length * _TRAIL_BYTES
-        check_memory("batch_size", batch_size, batch_size * row)
+        return self.num_cells * per_cell + self.config.trail_length * _TRAIL_BYTES
 
     def _initial(self, batch_size: int, rng: RandomSource, device: torch.device) -> MazeState:
-        self._check_batch(batch_size)
         walls = None
         if self.walls is None:
             walls = generate_walls(self.width, self.height, batch_size, rng, device)

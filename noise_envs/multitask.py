@@ -16,7 +16,6 @@ from noise_envs._checks import (
     check_positive,
     check_positive_int,
 )
-from noise_envs._memory import check_memory
 from noise_envs.config import JsonConfig
 from noise_envs.core import Metric, OpenLoopEpisode, Task, TaskState
 from noise_envs.multitask_trials import (
@@ -300,11 +299,14 @@ class MultitaskTask(Task[MultitaskState, MultitaskConfig]):
         targets, masks = self._teacher_at(state, t)
         return OpenLoopEpisode(observations, targets, masks)
 
+    def _row_bytes(self) -> int:
+        """float32 bytes of a row's episode as a trainer makes it, and of ``_observe_at``.
+
+        Observations, targets and masks per step, plus the [T, stimulus, ring, R] intermediate.
+        """
+        return 4 * self.horizon * (self.obs_size + 2 * self.action_size + 4 * self.config.ring_size)
+
     def _initial(self, batch_size: int, rng: RandomSource, device: torch.device) -> MultitaskState:
-        # float32 bytes of a row's episode (observations, targets, masks per step) as a trainer
-        # makes it, plus the [T, stimulus, ring, R] intermediate of _observe_at.
-        row = 4 * self.horizon * (self.obs_size + 2 * self.action_size + 4 * self.config.ring_size)
-        check_memory("batch_size", batch_size, batch_size * row)
         draws = rng.uniform(batch_size, NUM_DRAWS, dtype=torch.float64).to(device)
         trials = draw_trials(draws, self._tasks, self._probabilities, self.config.dt)
         return MultitaskState(

@@ -370,11 +370,12 @@ class PathIntegrationTask(Task[PathIntegrationState, PathIntegrationConfig]):
             "mean_distance_error": state.distance_sum / count,
         }
 
+    def _row_bytes(self) -> int:
+        return self.config.steps * self.config.row_bytes_per_step
+
     def _initial(
         self, batch_size: int, rng: RandomSource, device: torch.device
     ) -> PathIntegrationState:
-        row = self.config.steps * self.config.row_bytes_per_step
-        check_memory("batch_size", batch_size, batch_size * row)
         paths = generate_trajectories(self.config, batch_size, rng, device)
         zeros = torch.zeros(batch_size, device=device)
         return PathIntegrationState(
