@@ -12,6 +12,7 @@ import dataclasses
 from typing import Any
 
 from agents.noise_distribution import NoiseDistribution, training_noise
+from agents.train_config import check_seed
 from noise_envs._checks import check_choice, check_nonnegative, check_positive_int
 from noise_envs.config import JsonConfig
 
@@ -47,8 +48,7 @@ class RecalibrationConfig(JsonConfig):
         check_nonnegative("to_sigma", self.to_sigma)
         check_choice("method", self.method, RECALIBRATION_METHODS)
         check_positive_int("episodes", self.episodes)
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ValueError(f"`seed` must be an integer >= 0, got {self.seed!r}")
+        check_seed(self.seed)
         check_nonnegative("ridge", self.ridge)
         if not isinstance(self.source, str):
             raise ValueError(f"`source` must be a path string, got {self.source!r}")

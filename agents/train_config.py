@@ -9,7 +9,7 @@ from agents.noise_distribution import NoiseDistribution, as_noise_distribution, 
 from noise_envs._checks import check_nonnegative, check_positive, check_positive_int
 from noise_envs.config import JsonConfig
 
-__all__ = ["TrainConfig", "check_noise_fields", "noise_to_dict"]
+__all__ = ["TrainConfig", "check_noise_fields", "check_seed", "noise_to_dict"]
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
@@ -42,8 +42,7 @@ class TrainConfig(JsonConfig):
         check_positive_int("batch_size", self.batch_size)
         check_positive("learning_rate", self.learning_rate)
         check_nonnegative("grad_clip", self.grad_clip)
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ValueError(f"`seed` must be an integer >= 0, got {self.seed!r}")
+        check_seed(self.seed)
         check_positive_int("checkpoint_every", self.checkpoint_every)
 
     @property
@@ -54,6 +53,12 @@ class TrainConfig(JsonConfig):
     def to_dict(self) -> dict[str, Any]:
         """The config as JSON values; ``sigma_dist`` is left out when None (fixed-noise runs)."""
         return noise_to_dict(JsonConfig.to_dict(self))
+
+
+def check_seed(seed: int) -> None:
+    """ValueError unless ``seed`` is an integer >= 0 (not a bool)."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"`seed` must be an integer >= 0, got {seed!r}")
 
 
 def check_noise_fields(config: Any) -> None:

@@ -14,7 +14,7 @@ from gymnasium import spaces
 from agents.ctrnn import CTRNNConfig
 from agents.mlp import NoisyMLPConfig
 from agents.noise_distribution import NoiseDistribution, training_noise
-from agents.train_config import check_noise_fields, noise_to_dict
+from agents.train_config import check_noise_fields, check_seed, noise_to_dict
 from noise_envs._checks import (
     check_choice,
     check_finite,
@@ -36,11 +36,6 @@ __all__ = [
 
 RL_ALGOS = ("ppo", "recurrent_ppo")
 """PPO with a noisy feedforward policy, RecurrentPPO with a CTRNN core."""
-
-
-def _check_seed(seed: int) -> None:
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"`seed` must be an integer >= 0, got {seed!r}")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
@@ -79,7 +74,7 @@ class CTRNNPolicyConfig(JsonConfig):
     def __post_init__(self) -> None:
         self.ctrnn_config(1)  # validates the fields the CTRNN shares
         check_nonnegative("sigma", self.sigma)
-        _check_seed(self.seed)
+        check_seed(self.seed)
         check_finite("log_std_init", self.log_std_init)
 
     def ctrnn_config(self, input_size: int) -> CTRNNConfig:
@@ -125,7 +120,7 @@ class MLPPolicyConfig(JsonConfig):
     def __post_init__(self) -> None:
         self.mlp_config(1, 1)  # validates the fields the noisy MLP shares
         check_nonnegative("sigma", self.sigma)
-        _check_seed(self.seed)
+        check_seed(self.seed)
         check_finite("log_std_init", self.log_std_init)
 
     def mlp_config(self, input_size: int, output_size: int) -> NoisyMLPConfig:
@@ -202,7 +197,7 @@ class RLTrainConfig(JsonConfig):
         check_positive("clip_range", self.clip_range)
         check_nonnegative("ent_coef", self.ent_coef)
         check_nonnegative("vf_coef", self.vf_coef)
-        _check_seed(self.seed)
+        check_seed(self.seed)
 
     @property
     def noise(self) -> NoiseDistribution:
