@@ -37,7 +37,8 @@ def _scaled(spec: GridSpec, scale: str, paper_sigmas: tuple[float, ...]) -> Grid
     )
 
 
-def _ctrnn(task: TaskSpec, model: dict, training: dict, **grid) -> GridSpec:
+def _one_task(task: TaskSpec, model: dict, training: dict, **grid) -> GridSpec:
+    """A grid of one task, named after the task's label."""
     return GridSpec(
         tasks=(task,), name=task.label or task.id, model=model, training=training, **grid
     )
@@ -45,7 +46,7 @@ def _ctrnn(task: TaskSpec, model: dict, training: dict, **grid) -> GridSpec:
 
 def function_approx(scale: str) -> GridSpec:
     """Function approximation (the demo's task): 32 relu units, 400 iterations (quick)."""
-    spec = _ctrnn(
+    spec = _one_task(
         TaskSpec(id="NoisyFunctionApprox-v0", label="function_approx"),
         {"hidden_size": 32, "activation": "relu", "dt": 20.0, "tau": 100.0},
         {"iterations": 400, "batch_size": 64},
@@ -86,7 +87,7 @@ def regulator(scale: str) -> GridSpec:
     Measured: at 300 iterations noise-in's preference was significant in 1 of 2 seeds at sigma
     0.5 and 1; at 1000 in both (ratio 2.0 and 5.7).
     """
-    spec = _ctrnn(
+    spec = _one_task(
         TaskSpec(id="NoisyRegulator-v0", label="regulator"),
         {"hidden_size": 16, "dt": 20.0},
         {"iterations": 1000, "batch_size": 64, "learning_rate": 1e-2},
@@ -99,7 +100,7 @@ def regulator(scale: str) -> GridSpec:
 
 def maze(scale: str) -> GridSpec:
     """The 3 x 3 maze (closed loop): 128 units, 150 iterations; sigma 0.5 and 1 (quick, 1 seed)."""
-    spec = _ctrnn(
+    spec = _one_task(
         TaskSpec(
             id="NoisyMaze-v0",
             label="maze",
@@ -115,7 +116,7 @@ def maze(scale: str) -> GridSpec:
 
 
 def _path_integration(activation: str, scale: str) -> GridSpec:
-    spec = _ctrnn(
+    spec = _one_task(
         TaskSpec(
             id="NoisyPathIntegration-v0",
             label=f"path_integration_{activation}",
@@ -142,18 +143,15 @@ def path_integration_tanh(scale: str) -> GridSpec:
 
 def feedforward(scale: str) -> GridSpec:
     """Feedforward networks: a noisy 2-layer MLP on one-step function approximation."""
-    spec = GridSpec(
-        tasks=(
-            TaskSpec(
-                id="NoisyFunctionApprox-v0",
-                label="feedforward",
-                options={"steps": 1, "response_steps": 1},
-            ),
+    spec = _one_task(
+        TaskSpec(
+            id="NoisyFunctionApprox-v0",
+            label="feedforward",
+            options={"steps": 1, "response_steps": 1},
         ),
-        name="feedforward",
+        {"hidden_size": 32, "num_layers": 2, "activation": "relu"},
+        {"iterations": 400, "batch_size": 64},
         model_kind="noisy_mlp",
-        model={"hidden_size": 32, "num_layers": 2, "activation": "relu"},
-        training={"iterations": 400, "batch_size": 64},
         train_sigmas=(0.5, 1.0),
         seeds=(0, 1),
         sweep=SweepSpec(test_sigmas=_LEVELS_2X, episodes=256),
@@ -163,18 +161,14 @@ def feedforward(scale: str) -> GridSpec:
 
 def rl_regulator(scale: str) -> GridSpec:
     """The regulator trained by RecurrentPPO with a CTRNN core (the ``rl`` extra)."""
-    spec = GridSpec(
-        tasks=(
-            TaskSpec(
-                id="NoisyRegulator-v0",
-                label="rl_regulator",
-                options={"steps": 30, "settle_steps": 15},
-            ),
+    spec = _one_task(
+        TaskSpec(
+            id="NoisyRegulator-v0",
+            label="rl_regulator",
+            options={"steps": 30, "settle_steps": 15},
         ),
-        name="rl_regulator",
-        trainer="rl",
-        model={"hidden_size": 16, "dt": 20.0, "log_std_init": -1.0},
-        training={
+        {"hidden_size": 16, "dt": 20.0, "log_std_init": -1.0},
+        {
             "iterations": 40,
             "num_envs": 16,
             "num_steps": 60,
@@ -183,6 +177,7 @@ def rl_regulator(scale: str) -> GridSpec:
             "learning_rate": 2e-3,
             "discount": 0.0,
         },
+        trainer="rl",
         train_sigmas=(0.5,),
         seeds=(0,),
         sweep=SweepSpec(test_sigmas=(0.0, 0.25, 0.5, 0.75, 1.0), episodes=256),
@@ -197,7 +192,7 @@ def multitask(scale: str) -> GridSpec:
     paper's convention), judged on ``mse``: ``perf`` sits at its ceiling up to the training noise.
     """
     subset = ("fdgo", "reactgo", "fdanti")
-    spec = _ctrnn(
+    spec = _one_task(
         TaskSpec(id="NoisyMultitask-v0", label="multitask", options={"tasks": subset}),
         {
             "hidden_size": 64,
