@@ -18,8 +18,9 @@ import torch
 
 from agents.ensemble import CTRNNEnsemble
 from agents.errors import RunMismatch
-from agents.run_lifecycle import RunRequest, RunWriter, open_run
+from agents.run_lifecycle import RunWriter
 from agents.runs import HISTORY_FILE
+from agents.supervised import _open_run
 from agents.train_config import TrainConfig
 from noise_envs.core import Task
 from noise_envs.random import RandomSource
@@ -48,26 +49,13 @@ class EnsembleRuns:
     device: torch.device
 
     def open_member_run(self, k: int, folder: Path, resume: bool, overwrite: bool) -> RunWriter:
-        """Open member ``k``'s run folder as a lone ``train`` of it would."""
+        """Open member ``k``'s run folder as a lone ``train`` of it does (restoring its sources)."""
         member = self.ensemble.member(k)
         optimizer = torch.optim.Adam(
             [p for p in member.parameters() if p.requires_grad], lr=self.configs[k].learning_rate
         )
-        template = {
-            "iteration": 0,
-            "model": member.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "rng": self._rng_states(k),
-        }
-        request = RunRequest(
-            task=self.task,
-            model=member,
-            trainer="supervised",
-            config=self.configs[k],
-            template=template,
-            optimizer=optimizer,
-        )
-        return open_run(folder, request, resume=resume, overwrite=overwrite)
+        config, sources = self.configs[k], self.sources[k]
+        return _open_run(folder, member, self.task, config, optimizer, sources, resume, overwrite)
 
     def restore(self, writers: list[RunWriter]) -> tuple[int, list[list[dict[str, float]]]]:
         """Load the members' checkpoints into the ensemble; the start and the histories."""
@@ -86,9 +74,7 @@ class EnsembleRuns:
         for k, checkpoint in enumerate(checkpoints):
             member = self.ensemble.member(k)
             member.load_state_dict(checkpoint["model"])
-            self.ensemble.set_member(k, member)
-            for source, name in zip(self.sources[k], ("env", "noise"), strict=True):
-                source.generator.set_state(checkpoint["rng"][name])
+            self.ensemble.set_member(k, member)  # the sources were restored on opening
         self.optimizer.load_state_dict(
             _stacked_optimizer_state(self.optimizer, [c["optimizer"] for c in checkpoints])
         )
