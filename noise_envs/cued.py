@@ -91,7 +91,7 @@ class CuedResponseTask(Task[CuedResponseState, object]):
 
     def _row_bytes(self) -> int:
         """float32 bytes of a row's episode (cue, target, mask per step), as a trainer makes it."""
-        return 4 * self.horizon * (self.cue_size + 2 * self.response_size)
+        return 4 * self.horizon * (self.cue_size + 2 * self.action_size)
 
     def _initial(
         self, batch_size: int, rng: RandomSource, device: torch.device

@@ -115,12 +115,8 @@ class FunctionApproxTask(CuedResponseTask):
     @property
     def response_size(self) -> int:
         """k, found by evaluating f once on inputs from -1 to 1 (which checks a callable f)."""
-        size = self.__dict__.get("_response_size")
-        if size is None:
-            probe = torch.linspace(-1.0, 1.0, _PROBE_ROWS).unsqueeze(-1)
-            target = self.target_of(probe.expand(-1, self.cue_size).clone())
-            size = self.__dict__["_response_size"] = int(target.shape[-1])
-        return size
+        probe = torch.linspace(-1.0, 1.0, _PROBE_ROWS).unsqueeze(-1)
+        return int(self.target_of(probe.expand(-1, self.cue_size).clone()).shape[-1])
 
     @property
     def response_start(self) -> int:
