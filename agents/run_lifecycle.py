@@ -52,7 +52,7 @@ from agents.run_files import (
     write_run_record,
     write_table,
 )
-from agents.runs import HISTORY_FILE, TABLES, parse_record
+from agents.runs import HISTORY_FILE, TABLES, parse_train_config
 from noise_envs._checks import check_choice
 from noise_envs.config import JsonConfig
 from noise_envs.core import Task
@@ -329,7 +329,7 @@ def _read_back(
     folder: Path, record: dict[str, Any], request: RunRequest
 ) -> tuple[dict[str, Any] | None, dict[str, list[dict[str, float]]]]:
     """The folder's checkpoint and tables, checked against each other and against ``request``."""
-    _, _, _, stored_config = parse_record(folder, record)
+    stored_config = parse_train_config(folder, record)  # its task and model equal the request's
     checkpoint = None
     if (folder / CHECKPOINT_FILE).is_file():
         checkpoint = load_checkpoint(folder)

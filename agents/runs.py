@@ -67,6 +67,7 @@ __all__ = [
     "load_state",
     "load_weights",
     "parse_record",
+    "parse_train_config",
     "read_history",
     "read_run_record",
     "save_checkpoint",
@@ -244,7 +245,18 @@ def parse_record(
         }
         make_task(task_id, **task_kwargs)  # validates the options now, not at first use
         model = build_model(record["model"]["kind"], record["model"]["config"])
-        train_config = train_config_class(record["trainer"]).from_dict(record["train"])
     except (TypeError, ValueError) as error:
         raise CorruptRun(f"{folder / RUN_FILE}: {error}") from error
-    return task_id, task_kwargs, model, train_config
+    return task_id, task_kwargs, model, parse_train_config(folder, record)
+
+
+def parse_train_config(folder: Path, record: dict[str, Any]) -> JsonConfig:
+    """The train config of a checked record (no task or model is built).
+
+    Raises:
+        CorruptRun: if the ``train`` section of ``run.json`` is not a valid config.
+    """
+    try:
+        return train_config_class(record["trainer"]).from_dict(record["train"])
+    except (TypeError, ValueError) as error:
+        raise CorruptRun(f"{folder / RUN_FILE}: {error}") from error
