@@ -10,10 +10,10 @@ uncertainty of which level is best.
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Callable, Mapping
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from evaluation.sweep_result import (
     SweepResult,
@@ -176,7 +176,7 @@ def preference(
         metric_at_best=at_best,
         difference=at_zero - at_best,
         difference_ci=difference_ci,
-        ratio=_ratio(at_best, at_zero) if higher else _ratio(at_zero, at_best),
+        ratio=float(_ratio(at_best, at_zero) if higher else _ratio(at_zero, at_best)),
         ratio_ci=_percentile_interval(ratios, confidence),
         p_zero=float(np.mean(sigma_stars == 0)),
         significant=difference_ci[1] < 0 if higher else difference_ci[0] > 0,
@@ -292,18 +292,15 @@ def _resampled_effects(
     at_zero = means[:, zero]
     at_best = np.take_along_axis(means, best[:, None], axis=1)[:, 0]
     worse, better = (at_best, at_zero) if higher_is_better else (at_zero, at_best)
+    return best, at_zero - at_best, _ratio(worse, better)
+
+
+def _ratio(worse: ArrayLike, better: ArrayLike) -> np.ndarray:
+    """``worse / better`` elementwise, with 1 for equal values and inf for a zero denominator."""
+    worse, better = np.asarray(worse, dtype=np.float64), np.asarray(better, dtype=np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
-        ratios = worse / better
-    ratios[better == 0] = np.inf
-    ratios[(best == zero) | (worse == better)] = 1.0
-    return best, at_zero - at_best, ratios
-
-
-def _ratio(worse: float, better: float) -> float:
-    """``worse / better``, with 1 for equal values and inf for a zero denominator."""
-    if worse == better:
-        return 1.0
-    return worse / better if better != 0 else math.inf
+        ratios = np.where(better == 0, np.inf, worse / better)
+    return np.where(worse == better, 1.0, ratios)
 
 
 def _check_sample(values: np.ndarray) -> np.ndarray:
