@@ -31,7 +31,15 @@ from noise_envs._memory import check_memory
 from noise_envs.config import JsonConfig
 from noise_envs.random import as_random_source
 
-__all__ = ["CTRNN", "READOUTS", "RECURRENT_INITS", "CTRNNConfig", "ctrnn_step", "initial_recurrent"]
+__all__ = [
+    "CTRNN",
+    "READOUTS",
+    "RECURRENT_INITS",
+    "CTRNNConfig",
+    "check_sequence_inputs",
+    "ctrnn_step",
+    "initial_recurrent",
+]
 
 
 def _linear(z: torch.Tensor) -> torch.Tensor:
@@ -163,6 +171,17 @@ def ctrnn_step(
     """
     pre = _preactivation(h, u, W, U, b)
     return torch.lerp(h, noisy_activation(pre, activation, placement, noise), gamma)
+
+
+def check_sequence_inputs(
+    inputs: object, dtype: torch.dtype, size: int, *, rows: str = "B", finite: bool = True
+) -> None:
+    """ValueError unless ``inputs`` is a ``[T, rows, size]`` tensor of ``dtype``, T >= 1 (finite)."""
+    check_model_input("inputs", inputs, dtype, finite=finite)
+    if inputs.dim() != 3 or inputs.shape[-1] != size or inputs.shape[0] == 0:
+        raise ValueError(
+            f"Expected `inputs` of shape [T, {rows}, {size}] with T >= 1, got {tuple(inputs.shape)}"
+        )
 
 
 def initial_recurrent(config: CTRNNConfig, generator: torch.Generator) -> torch.Tensor:
@@ -348,12 +367,7 @@ class CTRNN(nn.Module):
 
     def _check_inputs(self, inputs: torch.Tensor, validate: bool) -> None:
         """Refuse inputs that are not a finite ``[T, B, I]`` tensor of the model's dtype, T >= 1."""
-        check_model_input("inputs", inputs, self.W.dtype, finite=validate)
-        size = self.config.input_size
-        if inputs.dim() != 3 or inputs.shape[-1] != size or inputs.shape[0] == 0:
-            raise ValueError(
-                f"Expected `inputs` of shape [T, B, {size}] with T >= 1, got {tuple(inputs.shape)}"
-            )
+        check_sequence_inputs(inputs, self.W.dtype, self.config.input_size, finite=validate)
 
     def unroll(
         self, inputs: torch.Tensor, sigma: float | torch.Tensor = 0.0, noise: NoiseLike = None

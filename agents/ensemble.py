@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from agents.ctrnn import CTRNN, READOUTS, CTRNNConfig
+from agents.ctrnn import CTRNN, READOUTS, CTRNNConfig, check_sequence_inputs
 from agents.ensemble_noise import BlockRandomSource, draw_blocks, member_sigma
 from agents.noise import (
     ACTIVATIONS,
@@ -286,12 +286,7 @@ class CTRNNEnsemble(nn.Module):
         buffers: SequenceBuffers | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Outputs ``[T, K, B, O]`` and states ``[T, K, B, N]``."""
-        check_model_input("inputs", inputs, self.W.dtype)
-        if inputs.dim() != 3 or inputs.shape[-1] != self.input_size or inputs.shape[0] == 0:
-            raise ValueError(
-                f"Expected `inputs` of shape [T, K * B, {self.input_size}] with T >= 1, "
-                f"got {tuple(inputs.shape)}"
-            )
+        check_sequence_inputs(inputs, self.W.dtype, self.input_size, rows="K * B")
         k, n = self.num_members, self.hidden_size
         steps, rows = inputs.shape[:2]
         per_member = self._rows_per_member("inputs", rows)
