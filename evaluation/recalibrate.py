@@ -40,6 +40,7 @@ from agents.errors import NotARunFolder
 from agents.mlp import NoisyMLP
 from agents.models import build_model, model_kind
 from agents.noise import scaled_noise
+from agents.noise_distribution import training_noise
 from agents.recalibration_config import RECALIBRATION_METHODS, RecalibrationConfig
 from agents.run_files import HISTORY_FILE, RUN_FILE
 from agents.run_lifecycle import RunRequest, open_run
@@ -324,7 +325,7 @@ def recalibrate(
     tick = time.perf_counter()
     if config.bias_shift:
         _, obs = task.reset(num_inputs, generator=seed, device=device)
-        delta = bias_shift(model, obs, _reference_sigma(run), config.to_sigma)
+        delta = bias_shift(model, obs, training_noise(run.train_config).mean, config.to_sigma)
         with torch.no_grad():
             model.b.add_(delta.to(model.b))
     data = collect_readout_data(
@@ -343,12 +344,6 @@ def recalibrate(
     }
     _write(out_path, task, model, config, row, overwrite)
     return load_run(out_path, device=device)
-
-
-def _reference_sigma(run: Run) -> float:
-    """The noise a source was trained at: its fixed sigma, or its distribution's mean level."""
-    noise = getattr(run.train_config, "noise", None)
-    return float(noise.mean) if noise is not None else float(run.train_config.sigma)
 
 
 def _copy_model(run: Run) -> nn.Module:
