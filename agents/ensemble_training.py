@@ -32,7 +32,7 @@ from agents.recurrence import SequenceBuffers
 from agents.rollout import rollout
 from agents.run_lifecycle import RunWriter
 from agents.runs import Run, load_run
-from agents.supervised import TrainConfig, _training_sources, training_sigma
+from agents.supervised import TrainConfig, _check_model_fits, _training_sources, training_sigma
 from noise_envs.core import Task
 from noise_envs.random import RandomSource
 from noise_envs.registration import make_task
@@ -168,7 +168,7 @@ def train_ensemble(
     folders = check_run_folders(run_dirs, ensemble.num_members)
     device = torch.device(device)
     ensemble.to(device)
-    _check_fits(ensemble, task)
+    _check_model_fits(ensemble, task, "ensemble")
     params = [param for param in ensemble.parameters() if param.requires_grad]
     trainer = _Trainer(
         ensemble=ensemble,
@@ -491,10 +491,3 @@ def _member_configs(
                     f"has {getattr(config, option)!r}, member 0 has {getattr(configs[0], option)!r}"
                 )
     return configs
-
-
-def _check_fits(ensemble: CTRNNEnsemble, task: Task) -> None:
-    for name, needed in (("input_size", task.obs_size), ("output_size", task.action_size)):
-        size = getattr(ensemble, name)
-        if size != needed:
-            raise ValueError(f"the ensemble's `{name}` is {size}, but {task.id} needs {needed}")

@@ -330,12 +330,13 @@ def _check_bptt_memory(model: nn.Module, task: Task, batch_size: int) -> None:
         ) from None
 
 
-def _check_model_fits(model: nn.Module, task: Task) -> None:
-    config = getattr(model, "config", None)
+def _check_model_fits(model: nn.Module, task: Task, what: str = "model") -> None:
+    """ValueError unless the sizes of ``model.config`` (else of ``model``) are the task's."""
+    config = getattr(model, "config", model)  # an ensemble holds its sizes itself
     for name, needed in (("input_size", task.obs_size), ("output_size", task.action_size)):
         size = getattr(config, name, needed)
         if size != needed:
-            raise ValueError(f"the model's `{name}` is {size}, but {task.id} needs {needed}")
+            raise ValueError(f"the {what}'s `{name}` is {size}, but {task.id} needs {needed}")
 
 
 def _open_run(
