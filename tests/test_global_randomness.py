@@ -90,6 +90,20 @@ def test_supervised_training(assert_generators_unchanged):
     assert_generators_unchanged()
 
 
+def test_ensemble_training_into_run_folders(assert_generators_unchanged, tmp_path):
+    """Writing the members' run folders copies their weights out without drawing new ones."""
+    from agents.ensemble_training import train_ensemble_runs
+
+    config = TrainConfig(iterations=2, batch_size=4, checkpoint_every=1)
+    task = make_task(TASK_ID, **TASK)
+    model = CTRNNConfig(input_size=task.obs_size, output_size=task.action_size, hidden_size=4)
+    train_ensemble_runs(
+        tmp_path, TASK_ID, model, config, sigmas=[0.3], placements=["in", "out"],
+        seeds=[0], task_kwargs=TASK, progress=False,
+    )  # fmt: skip
+    assert_generators_unchanged()
+
+
 def test_rl_training(assert_generators_unchanged):
     """train_rl seeds the global generators (stable-baselines3 draws from them) and restores
     them, CUDA's included."""
