@@ -26,6 +26,8 @@ class Rollout:
         actions: ``[T, B, A]`` if recorded, else None.
         policy_states: the policy's state after each step, stacked ``[T, B, ...]``, if recorded.
         alive: ``[T, B]`` bool, whether each row's episode was running at each step, if recorded.
+        targets: the teacher's targets ``[T, B, A]`` for each step's action, if recorded.
+        masks: the teacher's weights ``[T, B, A]``, 0 once a row's episode has ended, if recorded.
     """
 
     state: TaskState
@@ -35,6 +37,8 @@ class Rollout:
     actions: torch.Tensor | None = None
     policy_states: torch.Tensor | None = None
     alive: torch.Tensor | None = None
+    targets: torch.Tensor | None = None
+    masks: torch.Tensor | None = None
 
     @property
     def teacher_loss(self) -> torch.Tensor:
@@ -66,18 +70,23 @@ def rollout(
         env_rng: randomness of the task (trial conditions, observation noise).
         noise: randomness of the policy (a generator or source).
         device: where to run.
-        record: keep observations, actions and policy states of every step.
+        record: keep observations, actions, policy states and teacher signals of every step.
     """
     state, obs = task.reset(batch_size, env_rng, device)
     policy_state = policy.initial_state(batch_size, device)
-    trace: dict[str, list[torch.Tensor]] = {"obs": [], "actions": [], "states": [], "alive": []}
+    trace: dict[str, list[torch.Tensor]] = {
+        key: [] for key in ("obs", "actions", "states", "alive", "targets", "masks")
+    }
     steps = 0
     while steps < task.horizon:
         steps += 1
         action, policy_state = policy.step(obs, policy_state, sigma, noise)
         if record:
             alive = ~state.done
-            for key, value in zip(trace, (obs, action, policy_state, alive), strict=True):
+            target, mask = task.teacher(state)
+            mask = mask * alive.unsqueeze(-1)
+            values = (obs, action, policy_state, alive, target, mask)
+            for key, value in zip(trace, values, strict=True):
                 trace[key].append(value.detach() if isinstance(value, torch.Tensor) else value)
         state, obs, _, done = task.step(state, action, validate=False)
         if bool(done.all()):
@@ -91,6 +100,8 @@ def rollout(
         actions=recorded.get("actions"),
         policy_states=recorded.get("states"),
         alive=recorded.get("alive"),
+        targets=recorded.get("targets"),
+        masks=recorded.get("masks"),
     )
 
 

@@ -26,6 +26,7 @@ import torch
 
 from agents.ctrnn import CTRNN
 from agents.policy import Policy
+from agents.rollout import rollout
 from evaluation.mechanism.mean_field import MeanFieldStatistics, mean_field_statistics
 from evaluation.mechanism.stationary import StationaryStatistics, stationary_statistics
 from evaluation.sweep_result import check_levels
@@ -230,19 +231,10 @@ def _record(
     device: torch.device | str,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Outputs, teacher targets and masks of every step, ``[T, rows, A]`` each (float64)."""
-    state, obs = task.reset(rows, trials, device)
-    policy_state = policy.initial_state(rows, device)
-    outputs, targets, masks = [], [], []
-    for _ in range(task.horizon):
-        target, mask = task.teacher(state)
-        action, policy_state = policy.step(obs, policy_state, sigma, noise)
-        outputs.append(action)
-        targets.append(target)
-        masks.append(mask * (~state.done).unsqueeze(-1))
-        state, obs, _, done = task.step(state, action, validate=False)
-        if bool(done.all()):
-            break
-    return tuple(torch.stack(x).to(torch.float64).cpu() for x in (outputs, targets, masks))
+    run = rollout(
+        policy, task, rows, sigma=sigma, env_rng=trials, noise=noise, device=device, record=True
+    )
+    return tuple(x.to(torch.float64).cpu() for x in (run.actions, run.targets, run.masks))
 
 
 def _episode_mse(outputs: torch.Tensor, targets: torch.Tensor, masks: torch.Tensor) -> np.ndarray:
