@@ -310,6 +310,7 @@ class CTRNNEnsemble(nn.Module):
                 noise=xi,
                 scale=scale,
                 inside=inside,
+                sides=("in" in self.placements, "out" in self.placements),
                 buffers=buffers,
             )
             return READOUTS[c.readout](outputs), hidden  # the sequence's outputs are linear

@@ -96,6 +96,7 @@ def ctrnn_sequence(
     noise: torch.Tensor | None = None,
     scale: torch.Tensor | float = 1.0,
     inside: torch.Tensor | None = None,
+    sides: tuple[bool, bool] | None = None,
     buffers: SequenceBuffers | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Outputs ``[T, K, B, O]`` and states ``[T, K, B, N]`` of K CTRNNs (see the module doc).
@@ -112,6 +113,9 @@ def ctrnn_sequence(
         scale: what multiplies them: a float, or a tensor that broadcasts to ``[K, B, 1]``
             (``sigma`` times the noise gain, per member or per row).
         inside: ``[K]`` bool, whether each member's noise is inside f (None: all inside).
+        sides: whether any member's noise is inside f and whether any is outside, where the
+            caller knows them; None reads them from ``inside`` (a device sync on a GPU, which
+            a captured CUDA graph cannot hold).
         buffers: memory for the states and slopes, lent by an owner that runs the backward
             pass of each call before the next (see :class:`SequenceBuffers`); None: fresh.
     """
@@ -124,8 +128,9 @@ def ctrnn_sequence(
         mask = torch.ones(members, 1, 1, dtype=noise.dtype, device=noise.device)
         if inside is not None:
             mask = inside.to(noise.dtype).reshape(-1, 1, 1)
-        in_scale = scale * mask if bool(mask.any()) else None
-        out_scale = scale * (1.0 - mask) if not bool(mask.all()) else None
+        any_in, any_out = (bool(mask.any()), not bool(mask.all())) if sides is None else sides
+        in_scale = scale * mask if any_in else None
+        out_scale = scale * (1.0 - mask) if any_out else None
         scales = (in_scale, out_scale)
     return _Sequence.apply(inputs, h0, noise, *scales, gamma, activation, buffers, *weights)
 
