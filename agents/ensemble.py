@@ -277,6 +277,36 @@ class CTRNNEnsemble(nn.Module):
         outputs = self._sequence(inputs, sigma, noise, None, buffers)[0]
         return outputs.reshape(*inputs.shape[:2], -1)
 
+    def unroll_drawn(
+        self,
+        inputs: torch.Tensor,
+        noise: torch.Tensor,
+        scale: torch.Tensor,
+        *,
+        buffers: SequenceBuffers | None = None,
+    ) -> torch.Tensor:
+        """Outputs ``[T, K * B, O]`` for inputs ``[T, K * B, I]`` and member noise drawn already.
+
+        The trajectory :meth:`unroll` gives with member sources whose samples are ``noise``
+        ``[T, K, B, N]`` (as :func:`~agents.ensemble_noise.draw_blocks` lays them out) and the
+        scale ``gain * sigma`` ``[K, B, 1]``. Only shapes and dtypes are checked, never values,
+        so nothing waits for the device and the call can be captured in a CUDA graph: check the
+        inputs' values once beforehand (a zero scale gives no noise).
+        """
+        k, n = self.num_members, self.hidden_size
+        check_sequence_inputs(inputs, self.W.dtype, self.input_size, rows="K * B", finite=False)
+        steps, rows = inputs.shape[:2]
+        per_member = self._rows_per_member("inputs", rows)
+        for name, tensor, shape in (
+            ("noise", noise, (steps, k, per_member, n)),
+            ("scale", scale, (k, per_member, 1)),
+        ):
+            check_shape(name, check_model_input(name, tensor, self.W.dtype, finite=False), shape)
+        h = self.initial_state(rows, inputs.device).reshape(k, per_member, n)
+        x = inputs.reshape(steps, k, per_member, -1)
+        outputs = self._recurrence(x, h, noise, scale, buffers)[0]
+        return outputs.reshape(steps, rows, -1)
+
     def _sequence(
         self,
         inputs: torch.Tensor,
@@ -297,6 +327,21 @@ class CTRNNEnsemble(nn.Module):
         xi, scale = self._member_noise(sigma, noise, steps, per_member, inputs.device)
         h = h.reshape(k, per_member, n)
         x = inputs.reshape(steps, k, per_member, -1)  # time-major, rows grouped by member
+        return self._recurrence(x, h, xi, scale, buffers)
+
+    def _recurrence(
+        self,
+        x: torch.Tensor,
+        h: torch.Tensor,
+        xi: torch.Tensor | None,
+        scale: float | torch.Tensor,
+        buffers: SequenceBuffers | None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Outputs ``[T, K, B, O]`` and states ``[T, K, B, N]`` for inputs ``[T, K, B, I]``.
+
+        ``h``: initial states ``[K, B, N]``; ``xi``: samples ``[T, K, B, N]`` or None, scaled
+        by ``scale`` (a float or ``[K, B, 1]``). Reads no tensor's values on the host.
+        """
         c = self.configs[0]
         if self.fused:
             weights = (self.W, self.U, self.b, self.W_out, self.b_out)
