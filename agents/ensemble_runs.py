@@ -84,13 +84,16 @@ class EnsembleRuns:
         self,
         writers: list[RunWriter],
         iteration: int,
-        active: torch.Tensor,
+        active: Sequence[bool],
         histories: list[list[dict[str, float]]],
     ) -> None:
         """Checkpoint every active member into its folder, as a lone ``train`` would."""
         state = self.optimizer.state_dict()
+        # A lone run's Adam is not capturable and keeps its step count on the CPU; a captured
+        # ensemble's keeps it on the GPU. The member's checkpoint holds what a lone run's holds.
+        groups = [{**group, "capturable": False} for group in state["param_groups"]]
         for k, writer in enumerate(writers):
-            if not bool(active[k]):
+            if not active[k]:
                 continue
             checkpoint = {
                 "iteration": iteration,
@@ -98,12 +101,12 @@ class EnsembleRuns:
                 "optimizer": {
                     "state": {
                         index: {
-                            key: value.clone() if key == "step" else value[k].clone()
+                            key: value.to("cpu", copy=True) if key == "step" else value[k].clone()
                             for key, value in entry.items()
                         }
                         for index, entry in state["state"].items()
                     },
-                    "param_groups": state["param_groups"],
+                    "param_groups": groups,
                 },
                 "rng": self._rng_states(k),
             }

@@ -6,7 +6,9 @@ Every member gets what :func:`agents.supervised.train` would give it: its own ep
 backward pass; the members share no weights, so each gets its own gradient), its own gradient
 clipping (the global norm of its own gradients) and its own Adam state (Adam is elementwise, so
 stacked state is exact). A member whose loss or gradient norm is not finite stops: its weights
-and Adam state stay at their last good values, it is reported, and the others go on.
+and Adam state stay at their last good values, it is reported, and the others go on. On an
+open-loop task the iteration can run as one fixed program (``capture=True``, see
+:mod:`agents.captured_step`): a CUDA graph replayed every iteration on a GPU.
 """
 
 from __future__ import annotations
@@ -15,9 +17,8 @@ import contextlib
 import dataclasses
 import itertools
 import logging
-import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,12 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from agents.captured_step import (
+    StaticTrainStep,
+    StepOutcome,
+    clip_member_grad_norms,
+    member_teacher_losses,
+)
 from agents.ctrnn import CTRNNConfig
 from agents.ensemble import BlockRandomSource, CTRNNEnsemble, member_sigma
 from agents.ensemble_runs import EnsembleRuns, check_run_folders
@@ -52,9 +59,6 @@ __all__ = [
 
 SHARED_OPTIONS = ("iterations", "batch_size", "learning_rate", "grad_clip", "checkpoint_every")
 """Training options every member must share: the members take their gradient steps together."""
-
-_CLIP_EPS = 1e-6
-"""What ``torch.nn.utils.clip_grad_norm_`` adds to the norm before dividing by it."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -129,6 +133,7 @@ def train_ensemble(
     progress: bool = True,
     resume: bool = True,
     overwrite: bool = False,
+    capture: bool = False,
 ) -> EnsembleTrainResult:
     """Train every member of ``ensemble`` on ``task`` as :func:`~agents.supervised.train` would.
 
@@ -145,6 +150,13 @@ def train_ensemble(
     same checkpoint. A member that diverges keeps its folder at its last checkpoint, as a lone
     run that raises TrainingDiverged does; the others finish.
 
+    With ``capture`` each iteration runs as one fixed program over static buffers
+    (:class:`~agents.captured_step.StaticTrainStep`): on CUDA a CUDA graph captured at the first
+    iteration and replayed (Adam is then built with ``capturable=True``), elsewhere the same
+    step eagerly, which gives the numbers of ``capture=False`` bit for bit on the CPU. The
+    episodes and the noise are still drawn from each member's generators, so members still
+    equal their lone runs and the run folders are the same.
+
     Args:
         ensemble: the members; trained in place.
         task: the batched task.
@@ -157,30 +169,36 @@ def train_ensemble(
         progress: show a progress bar.
         resume: continue from the folders' checkpoints if they have them.
         overwrite: move whatever the folders hold aside and start new runs there.
+        capture: run each iteration as one captured program (open-loop tasks whose episodes
+            keep one shape only).
 
     Raises:
         ValueError: for configs or folders of another number of members, members that
-            disagree on a :data:`SHARED_OPTIONS` option, or an ensemble that does not fit the task.
+            disagree on a :data:`SHARED_OPTIONS` option, or an ensemble that does not fit the task;
+            with ``capture``, for a closed-loop task, or episodes that change shape.
         RunMismatch: if the members' folders are at different checkpoints, or one holds another
             run; NotARunFolder, RunLocked, CorruptRun as :func:`agents.run_lifecycle.open_run`.
     """
     configs = _member_configs(ensemble, configs, sigmas, seeds)
     folders = check_run_folders(run_dirs, ensemble.num_members)
+    _check_capture(capture, task)
     device = torch.device(device)
     ensemble.to(device)
     _check_model_fits(ensemble, task, "ensemble")
     params = [param for param in ensemble.parameters() if param.requires_grad]
+    # a captured Adam step keeps its step count on the GPU; torch allows that on CUDA only
+    capturable = capture and device.type == "cuda"
     trainer = _Trainer(
         ensemble=ensemble,
         task=task,
         configs=configs,
-        optimizer=torch.optim.Adam(params, lr=configs[0].learning_rate),
+        optimizer=torch.optim.Adam(params, lr=configs[0].learning_rate, capturable=capturable),
         sources=[_training_sources(config.seed, device) for config in configs],
         device=device,
     )
     if folders is None:
         histories: list[list[dict[str, float]]] = [[] for _ in configs]
-        diverged = trainer.run(0, histories, None, progress)
+        diverged = trainer.run(0, histories, None, progress, capture)
         return EnsembleTrainResult(ensemble, histories, configs[0].iterations, diverged)
     with contextlib.ExitStack() as stack:
         writers = [
@@ -188,7 +206,7 @@ def train_ensemble(
             for k, folder in enumerate(folders)
         ]
         start, histories = trainer.restore(writers)
-        diverged = trainer.run(start, histories, writers, progress)
+        diverged = trainer.run(start, histories, writers, progress, capture)
         for k, writer in enumerate(writers):
             if k not in diverged:
                 writer.finish(ensemble.member(k))
@@ -201,6 +219,17 @@ def train_ensemble(
     return EnsembleTrainResult(
         ensemble, histories, configs[0].iterations, diverged, [w.path for w in writers]
     )
+
+
+def _check_capture(capture: bool, task: Task) -> None:
+    if not isinstance(capture, bool):
+        raise ValueError(f"`capture` must be True or False, got {capture!r}")
+    if capture and not task.open_loop:
+        raise ValueError(
+            f"`capture=True` needs an open-loop task (whole episodes made before the step), but "
+            f"{task.id} is closed loop: its observations depend on the actions, step by step, "
+            "so an iteration is no fixed program; pass capture=False"
+        )
 
 
 def member_run_name(placement: str, sigma: float, seed: int) -> str:
@@ -222,6 +251,7 @@ def train_ensemble_runs(
     progress: bool = True,
     resume: bool = True,
     overwrite: bool = False,
+    capture: bool = False,
 ) -> list[Run]:
     """Train every placement x sigma x seed as one ensemble, one run folder each; load them.
 
@@ -245,6 +275,7 @@ def train_ensemble_runs(
         progress: show a progress bar.
         resume: continue from the folders' checkpoints.
         overwrite: move what the folders hold aside and start again.
+        capture: run each iteration as one captured program (see :func:`train_ensemble`).
 
     Returns:
         The members' runs, placement-major, then sigma, then seed.
@@ -278,6 +309,7 @@ def train_ensemble_runs(
         progress=progress,
         resume=resume,
         overwrite=overwrite,
+        capture=capture,
     )
     return [load_run(folder, device=device) for folder in folders]
 
@@ -303,20 +335,17 @@ class _Trainer(EnsembleRuns):
         histories: list[list[dict[str, float]]],
         writers: list[RunWriter] | None,
         progress: bool,
+        capture: bool = False,
     ) -> dict[int, int]:
         """Train from iteration ``start`` to the end, appending to ``histories``.
 
+        ``capture``: run each iteration as a :class:`~agents.captured_step.StaticTrainStep`.
         Returns ``{member: iteration}`` for the members that diverged.
         """
-        shared, ensemble, optimizer = self.configs[0], self.ensemble, self.optimizer
-        params = [param for group in optimizer.param_groups for param in group["params"]]
-        env_rng = BlockRandomSource([env for env, _ in self.sources], self.device)
-        noise = BlockRandomSource([noise for _, noise in self.sources], self.device)
-        sigma = member_sigma([c.sigma for c in self.configs], shared.batch_size, self.device)
-        drawn = any(c.sigma_dist is not None for c in self.configs)
-        active = torch.ones(ensemble.num_members, dtype=torch.bool, device=self.device)
+        shared = self.configs[0]
+        iterate = self._captured_iterations() if capture else self._eager_iterations()
+        active = [True] * self.ensemble.num_members
         diverged: dict[int, int] = {}
-        buffers = ensemble.training_buffers  # each iteration's backward pass ends before the next
         with tqdm(
             total=shared.iterations,
             initial=start,
@@ -325,42 +354,107 @@ class _Trainer(EnsembleRuns):
         ) as bar:
             for iteration in range(start + 1, shared.iterations + 1):
                 tick = time.perf_counter()
-                if drawn:  # each member's levels from its own noise stream, as train draws them
-                    sigma = torch.cat(
-                        [
-                            torch.as_tensor(
-                                training_sigma(config, source, self.device), device=self.device
-                            ).expand(shared.batch_size)
-                            for config, (_, source) in zip(self.configs, self.sources, strict=True)
-                        ]
-                    ).float()
-                losses = member_losses(
-                    ensemble,
-                    self.task,
-                    shared.batch_size,
-                    sigma,
-                    env_rng,
-                    noise,
-                    self.device,
-                    buffers=buffers,
-                )
-                optimizer.zero_grad(set_to_none=True)
-                torch.where(active, losses, torch.zeros_like(losses)).sum().backward()
-                norms = clip_member_grad_norms(params, shared.grad_clip)
-                finite = torch.isfinite(losses) & torch.isfinite(norms)
-                for member in torch.nonzero(active & ~finite).flatten().tolist():
-                    diverged[member] = iteration
-                active &= finite
-                if not bool(active.any()):
+                outcome = iterate()
+                for member, (was, alive) in enumerate(zip(active, outcome.active, strict=True)):
+                    if was and not alive:
+                        diverged[member] = iteration
+                active = outcome.active
+                if not any(active):
                     break
-                masked_step(optimizer, params, active)
-                _log(histories, iteration, losses, norms, active, optimizer, tick)
+                _log(histories, iteration, outcome, self.optimizer, tick)
                 bar.update()
                 if writers is not None and (
                     iteration % shared.checkpoint_every == 0 or iteration == shared.iterations
                 ):
                     self.save(writers, iteration, active, histories)
         return diverged
+
+    def _eager_iterations(self) -> Callable[[], StepOutcome]:
+        """Each call trains one iteration op by op (any task) and reads its outcome."""
+        shared, ensemble, optimizer = self.configs[0], self.ensemble, self.optimizer
+        params = [param for group in optimizer.param_groups for param in group["params"]]
+        env_rng, noise = self._block_sources()
+        levels = self._levels(self.device)
+        active = torch.ones(ensemble.num_members, dtype=torch.bool, device=self.device)
+        buffers = ensemble.training_buffers  # each iteration's backward pass ends before the next
+
+        def iterate() -> StepOutcome:
+            sigma = levels()
+            losses = member_losses(
+                ensemble,
+                self.task,
+                shared.batch_size,
+                sigma,
+                env_rng,
+                noise,
+                self.device,
+                buffers=buffers,
+            )
+            optimizer.zero_grad(set_to_none=True)
+            torch.where(active, losses, torch.zeros_like(losses)).sum().backward()
+            norms = clip_member_grad_norms(params, shared.grad_clip)
+            active.logical_and_(torch.isfinite(losses) & torch.isfinite(norms))
+            if bool(active.any()):
+                masked_step(optimizer, params, active)
+            return StepOutcome.read(losses, norms, active)
+
+        return iterate
+
+    def _captured_iterations(self) -> Callable[[], StepOutcome]:
+        """Each call draws one iteration's episodes and noise, runs the static step, reads it.
+
+        The draws are those of :meth:`_eager_iterations`, in the same order (the levels, the
+        episodes, then the noise); the step is built from the first episodes.
+        """
+        shared = self.configs[0]
+        env_rng, noise = self._block_sources()
+        levels = self._levels(torch.device("cpu"))  # read on the host to decide on drawing
+        rows = self.ensemble.num_members * shared.batch_size
+        step: StaticTrainStep | None = None
+
+        def iterate() -> StepOutcome:
+            nonlocal step
+            sigma = levels()
+            episode = self.task.open_loop_episode(rows, env_rng, self.device)
+            if step is None:
+                step = StaticTrainStep(
+                    self.ensemble, self.optimizer, episode, grad_clip=shared.grad_clip
+                )
+            step.load(episode, sigma, noise.blocks)
+            step.run()
+            return step.read()
+
+        return iterate
+
+    def _block_sources(self) -> tuple[BlockRandomSource, BlockRandomSource]:
+        """The members' task and noise sources, each member's rows drawn from its own."""
+        return (
+            BlockRandomSource([env for env, _ in self.sources], self.device),
+            BlockRandomSource([noise for _, noise in self.sources], self.device),
+        )
+
+    def _levels(self, device: torch.device) -> Callable[[], torch.Tensor]:
+        """Each call gives one iteration's per-row noise levels ``[K * B]`` on ``device``.
+
+        With a ``sigma_dist`` each member's levels are drawn from its own noise stream, as
+        :func:`~agents.supervised.train` draws them; else they are the members' sigmas.
+        """
+        batch_size = self.configs[0].batch_size
+        if all(config.sigma_dist is None for config in self.configs):
+            fixed = member_sigma([c.sigma for c in self.configs], batch_size, device)
+            return lambda: fixed
+
+        def draw() -> torch.Tensor:
+            return torch.cat(
+                [
+                    torch.as_tensor(training_sigma(config, source, device), device=device).expand(
+                        batch_size
+                    )
+                    for config, (_, source) in zip(self.configs, self.sources, strict=True)
+                ]
+            ).float()
+
+        return draw
 
 
 def member_losses(
@@ -391,26 +485,7 @@ def member_losses(
         return errors / state.weight_sum.reshape(k, -1).sum(1).clamp_min(1e-12)
     episode = task.open_loop_episode(rows, env_rng, device)
     actions = ensemble.unroll(episode.observations, sigma, noise, buffers=buffers)
-    steps = actions.shape[0]
-    weighted = (episode.masks * (actions - episode.targets).square()).reshape(steps, k, -1)
-    masks = episode.masks.reshape(steps, k, -1)
-    return weighted.sum((0, 2)) / masks.sum((0, 2)).clamp_min(1e-12)
-
-
-def clip_member_grad_norms(params: Sequence[nn.Parameter], max_norm: float) -> torch.Tensor:
-    """Clip each member's gradient to ``max_norm`` (0: no clipping); returns the norms ``[K]``.
-
-    Member ``k``'s norm is the global 2-norm of slice ``k`` of every parameter's gradient, and
-    its gradients are scaled as ``torch.nn.utils.clip_grad_norm_`` scales a lone network's.
-    """
-    grads = [param.grad for param in params if param.grad is not None]
-    per_param = torch.stack([g.reshape(g.shape[0], -1).norm(dim=1) for g in grads])
-    norms = per_param.norm(dim=0)
-    limit = max_norm if max_norm > 0 else math.inf
-    coef = (limit / (norms + _CLIP_EPS)).clamp(max=1.0)
-    for grad in grads:
-        grad.mul_(coef.reshape(-1, *([1] * (grad.dim() - 1))))
-    return norms
+    return member_teacher_losses(actions, episode.targets, episode.masks, k)
 
 
 def masked_step(
@@ -438,17 +513,13 @@ def masked_step(
 def _log(
     histories: list[list[dict[str, float]]],
     iteration: int,
-    losses: torch.Tensor,
-    norms: torch.Tensor,
-    active: torch.Tensor,
+    outcome: StepOutcome,
     optimizer: torch.optim.Optimizer,
     tick: float,
 ) -> None:
     seconds = time.perf_counter() - tick
     rate = float(optimizer.param_groups[0]["lr"])
-    for member, (loss, norm, alive) in enumerate(
-        zip(losses.tolist(), norms.tolist(), active.tolist(), strict=True)
-    ):
+    for member, (loss, norm, alive) in enumerate(zip(*outcome, strict=True)):
         if alive:
             histories[member].append(
                 {
