@@ -28,21 +28,20 @@ __all__ = ["ACTIVATIONS_WITH_SLOPE", "SequenceBuffers", "ctrnn_sequence"]
 
 
 def _relu(z: torch.Tensor, slope: torch.Tensor) -> torch.Tensor:
-    torch.gt(z, 0, out=slope)  # 1.0 or 0.0
-    return z.relu_()
+    a = z.relu_()
+    torch.sign(a, out=slope)  # 1.0 or 0.0, without gt's bool-to-float conversion
+    return a
 
 
 def _tanh(z: torch.Tensor, slope: torch.Tensor) -> torch.Tensor:
     a = z.tanh_()
-    torch.mul(a, a, out=slope)
-    slope.neg_().add_(1.0)  # 1 - tanh^2
+    torch.addcmul(a.new_ones(()), a, a, value=-1.0, out=slope)  # 1 - tanh^2
     return a
 
 
 def _sigmoid(z: torch.Tensor, slope: torch.Tensor) -> torch.Tensor:
     a = z.sigmoid_()
-    torch.mul(a, a, out=slope)
-    torch.sub(a, slope, out=slope)  # a (1 - a)
+    torch.addcmul(a, a, a, value=-1.0, out=slope)  # a (1 - a)
     return a
 
 
@@ -157,16 +156,20 @@ class _Sequence(torch.autograd.Function):
         bias, out_bias, recurrent, read = b.unsqueeze(1), b_out.unsqueeze(1), W.mT, W_out.mT
         project = _product(U.mT)
         z, h = torch.empty_like(h0), h0
+        # Per-step views made at once: indexing in the loop costs more than some of its ops.
+        xs, hs, ds, ys = inputs.unbind(0), states.unbind(0), slopes.unbind(0), outputs.unbind(0)
+        xis = noise.unbind(0) if noise is not None else None
+        lerp, baddbmm = torch.lerp, torch.baddbmm
         for t in range(steps):
-            project(bias, inputs[t], z)
+            project(bias, xs[t], z)
             z.baddbmm_(h, recurrent)
             if in_scale is not None:
-                z.addcmul_(noise[t], in_scale)
-            a = f(z, slopes[t])
+                z.addcmul_(xis[t], in_scale)
+            a = f(z, ds[t])
             if out_scale is not None:
-                a.addcmul_(noise[t], out_scale)
-            h = torch.lerp(h, a, gamma, out=states[t])
-            torch.baddbmm(out_bias, h, read, out=outputs[t])
+                a.addcmul_(xis[t], out_scale)
+            h = lerp(h, a, gamma, out=hs[t])
+            baddbmm(out_bias, h, read, out=ys[t])
         ctx.save_for_backward(inputs, h0, states, slopes, W, U, W_out)
         ctx.gamma = gamma
         ctx.set_materialize_grads(False)  # an unused output's gradient stays None, not zeros
@@ -177,33 +180,37 @@ class _Sequence(torch.autograd.Function):
         inputs, h0, states, slopes, W, U, W_out = ctx.saved_tensors
         gamma, needs = ctx.gamma, ctx.needs_input_grad
         steps = states.shape[0]
-        grad_W, grad_W_out = torch.zeros_like(W), torch.zeros_like(W_out)
-        grad_U = _Accumulator(U)
-        grad_z_sum = torch.zeros_like(h0)  # the sum over steps of dL/dz_t
+        # The loop runs on g_t = dL/dz_t / gamma; gamma multiplies the sums once at the end.
+        grad_W = torch.zeros_like(W)
+        grad_U, grad_W_out = _Accumulator(U), _Accumulator(W_out)
+        grad_z_sum = torch.zeros_like(h0)
         grad_b_out = None
         if needs[12] and grad_outputs is not None:
             grad_b_out = grad_outputs.sum((0, 2))
         grad_inputs = torch.empty_like(inputs) if needs[0] else None
         carry = torch.zeros_like(h0)  # dL/dh_{t-1} through the steps from t on
-        grad_h, dz = torch.empty_like(h0), torch.empty_like(h0)
+        grad_h, g = torch.empty_like(h0), torch.empty_like(h0)
         read_back = _product(W_out)
+        hs, ds, xs = states.unbind(0), slopes.unbind(0), inputs.unbind(0)
+        previous_states = (h0, *hs[:-1])
+        grad_ys = grad_outputs.unbind(0) if grad_outputs is not None else None
+        grad_hs = grad_states.unbind(0) if grad_states is not None else None
+        mul, baddbmm, g_t = torch.mul, torch.baddbmm, g.mT
         for t in range(steps - 1, -1, -1):
-            h, previous = states[t], states[t - 1] if t > 0 else h0
-            if grad_outputs is not None:
-                grad_y = grad_outputs[t]
-                read_back(carry, grad_y, grad_h)
-                grad_W_out.baddbmm_(grad_y.mT, h)
+            if grad_ys is not None:
+                read_back(carry, grad_ys[t], grad_h)
+                grad_W_out.add(grad_ys[t], hs[t])
             else:
                 grad_h.copy_(carry)
-            if grad_states is not None:
-                grad_h.add_(grad_states[t])
-            torch.mul(grad_h, slopes[t], out=dz).mul_(gamma)
-            grad_W.baddbmm_(dz.mT, previous)
-            grad_U.add(dz, inputs[t])
-            grad_z_sum.add_(dz)
+            if grad_hs is not None:
+                grad_h.add_(grad_hs[t])
+            mul(grad_h, ds[t], out=g)
+            grad_W.baddbmm_(g_t, previous_states[t])
+            grad_U.add(g, xs[t])
+            grad_z_sum.add_(g)
             if grad_inputs is not None:
-                torch.bmm(dz, U, out=grad_inputs[t])
-            torch.baddbmm(grad_h, dz, W, beta=1.0 - gamma, out=carry)
+                torch.bmm(g, U, out=grad_inputs[t]).mul_(gamma)
+            baddbmm(grad_h, g, W, beta=1.0 - gamma, alpha=gamma, out=carry)
         return (
             grad_inputs,
             carry if needs[1] else None,
@@ -213,10 +220,10 @@ class _Sequence(torch.autograd.Function):
             None,  # gamma
             None,  # activation
             None,  # buffers
-            grad_W if needs[8] else None,
-            grad_U.result() if needs[9] else None,
-            grad_z_sum.sum(1) if needs[10] else None,
-            grad_W_out if needs[11] else None,
+            grad_W.mul_(gamma) if needs[8] else None,
+            grad_U.result().mul_(gamma) if needs[9] else None,
+            grad_z_sum.sum(1).mul_(gamma) if needs[10] else None,
+            grad_W_out.result() if needs[11] else None,
             grad_b_out,
         )
 
@@ -235,22 +242,26 @@ def _product(
 
 
 class _Accumulator:
-    """The sum over steps of ``dz^T @ x`` ``[K, N, I]``, kept ``[K, B, N]`` elementwise if I is 1."""
+    """The sum over steps of ``left^T @ right`` ``[K, L, R]``, kept elementwise if L or R is 1.
+
+    With one column on either side the product is an outer product per row, which ``addcmul``
+    accumulates into ``[K, B, max(L, R)]`` faster than a batched product with a dimension of 1.
+    """
 
     def __init__(self, like: torch.Tensor) -> None:
         self.like = like
         self.total = torch.zeros_like(like)
         self.rows: torch.Tensor | None = None
 
-    def add(self, dz: torch.Tensor, x: torch.Tensor) -> None:
-        if self.like.shape[-1] != 1:
-            self.total.baddbmm_(dz.mT, x)
+    def add(self, left: torch.Tensor, right: torch.Tensor) -> None:
+        if 1 not in self.like.shape[1:]:
+            self.total.baddbmm_(left.mT, right)
         elif self.rows is None:
-            self.rows = dz * x
+            self.rows = left * right
         else:
-            self.rows.addcmul_(dz, x)
+            self.rows.addcmul_(left, right)
 
     def result(self) -> torch.Tensor:
         if self.rows is None:
             return self.total
-        return self.rows.sum(1).unsqueeze(-1)
+        return self.rows.sum(1).reshape(self.like.shape)
