@@ -14,6 +14,7 @@ and active members in one transfer.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Sequence
 from typing import NamedTuple
@@ -269,22 +270,30 @@ class StaticTrainStep:
 
     def _capture(self) -> torch.cuda.CUDAGraph:
         """Warm up on a side stream, undo the warm-up, then capture one iteration."""
-        device = self.noise.device
-        before = self._training_state()
-        side = torch.cuda.Stream(device)
-        side.wait_stream(torch.cuda.current_stream(device))
-        with torch.cuda.stream(side):
-            for _ in range(WARMUP_ITERATIONS):
-                self.optimizer.zero_grad(set_to_none=True)
-                self._iteration()
-        torch.cuda.current_stream(device).wait_stream(side)
-        self._restore(before)
+        side = torch.cuda.Stream(self.noise.device)
+        side.wait_stream(torch.cuda.current_stream(self.noise.device))
+        self._warm_up(side)
         graph = torch.cuda.CUDAGraph()
         # gradients None now, so that the captured backward pass makes them in the graph's pool
         self.optimizer.zero_grad(set_to_none=True)
         with torch.cuda.graph(graph):
             self._iteration()
         return graph
+
+    def _warm_up(self, stream: torch.cuda.Stream | None) -> None:
+        """Run :data:`WARMUP_ITERATIONS` iterations (on ``stream`` if given), then undo them.
+
+        They make the optimizer's state and the step's scratch memory; afterwards the weights,
+        the active members and the optimizer (a fresh state: step 0, zero moments) are as before.
+        """
+        before = self._training_state()
+        with contextlib.nullcontext() if stream is None else torch.cuda.stream(stream):
+            for _ in range(WARMUP_ITERATIONS):
+                self.optimizer.zero_grad(set_to_none=True)
+                self._iteration()
+        if stream is not None:
+            torch.cuda.current_stream(stream.device).wait_stream(stream)
+        self._restore(before)
 
     def _training_state(self) -> tuple[list[torch.Tensor], list[dict], torch.Tensor]:
         """Copies of the weights, the optimizer state and the active members."""
