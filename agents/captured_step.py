@@ -270,9 +270,7 @@ class StaticTrainStep:
 
     def _capture(self) -> torch.cuda.CUDAGraph:
         """Warm up on a side stream, undo the warm-up, then capture one iteration."""
-        side = torch.cuda.Stream(self.noise.device)
-        side.wait_stream(torch.cuda.current_stream(self.noise.device))
-        self._warm_up(side)
+        self._warm_up(torch.cuda.Stream(self.noise.device))
         graph = torch.cuda.CUDAGraph()
         # gradients None now, so that the captured backward pass makes them in the graph's pool
         self.optimizer.zero_grad(set_to_none=True)
@@ -287,6 +285,8 @@ class StaticTrainStep:
         the active members and the optimizer (a fresh state: step 0, zero moments) are as before.
         """
         before = self._training_state()
+        if stream is not None:  # after the copies (and the buffers' loading) are made
+            stream.wait_stream(torch.cuda.current_stream(stream.device))
         with contextlib.nullcontext() if stream is None else torch.cuda.stream(stream):
             for _ in range(WARMUP_ITERATIONS):
                 self.optimizer.zero_grad(set_to_none=True)
