@@ -15,8 +15,11 @@ and active members in one transfer.
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
+import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
 import torch
@@ -34,6 +37,7 @@ __all__ = [
     "StaticTrainStep",
     "StepOutcome",
     "clip_member_grad_norms",
+    "draw_member_noise",
     "member_teacher_losses",
 ]
 
@@ -104,6 +108,43 @@ def clip_member_grad_norms(params: Sequence[nn.Parameter], max_norm: float) -> t
     return norms
 
 
+def draw_member_noise(blocks: Sequence[RandomSource], out: torch.Tensor, threads: int = 1) -> None:
+    """Fill ``out`` ``[T, K, B, N]`` with what ``draw_blocks(blocks, T, B, N)`` gives.
+
+    ``out`` is a CPU tensor laid out as :func:`~agents.ensemble_noise.draw_blocks` lays out its
+    result (a time-major view of member-major memory). With ``threads > 1`` that many members
+    draw at once (torch releases the GIL while it samples): each draws from its own generator,
+    so the numbers, and where each generator ends, are the same in any order.
+    """
+    steps, members, per_member, size = out.shape
+    if len(blocks) != members:
+        raise ValueError(f"`blocks` must hold one source per member ({members}), got {len(blocks)}")
+
+    def draw(first: int, last: int) -> None:
+        part = out[:, first:last]
+        drawn = draw_blocks(blocks[first:last], steps, per_member, size, part)
+        if drawn is not part:  # out's layout is draw_blocks', so it fills part in place
+            part.copy_(drawn)
+
+    if threads <= 1:
+        draw(0, members)
+    else:
+        list(_draw_pool(threads).map(lambda k: draw(k, k + 1), range(members)))
+
+
+@functools.cache
+def _draw_pool(threads: int) -> ThreadPoolExecutor:
+    """One pool per thread count for the process, its threads idle between draws."""
+    return ThreadPoolExecutor(max_workers=threads, thread_name_prefix="member-noise")
+
+
+def _available_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 class StaticTrainStep:
     """An ensemble's training iteration over fixed buffers, replayed as a CUDA graph on CUDA.
 
@@ -157,6 +198,9 @@ class StaticTrainStep:
         self.losses = torch.zeros(k, device=device)
         self.grad_norms = torch.zeros(k, device=device)
         self._host_noise = self.noise if device.type == "cpu" else None
+        # On CUDA the host's noise draws are most of an iteration's time, the GPU waiting:
+        # members draw from their own generators, so they can draw side by side.
+        self._draw_threads = 1 if device.type == "cpu" else min(k, _available_cpus())
         self._params = [param for group in optimizer.param_groups for param in group["params"]]
         self._copies: list[torch.Tensor] = []
         self._graph: torch.cuda.CUDAGraph | None = None
@@ -192,9 +236,9 @@ class StaticTrainStep:
             if self._host_noise is None:  # page-locked, for a fast copy to the GPU
                 host = torch.empty(k, steps, per_member, n, pin_memory=True)
                 self._host_noise = host.transpose(0, 1)
-            drawn = draw_blocks(noise, steps, per_member, n, self._host_noise)
-            if drawn is not self.noise:
-                self.noise.copy_(drawn)
+            draw_member_noise(noise, self._host_noise, self._draw_threads)
+            if self._host_noise is not self.noise:
+                self.noise.copy_(self._host_noise)
         self.scale.copy_(scale * self.ensemble.configs[0].noise_gain)
 
     def run(self) -> None:

@@ -15,7 +15,7 @@ import shutil
 import pytest
 import torch
 
-from agents.captured_step import StaticTrainStep
+from agents.captured_step import StaticTrainStep, draw_member_noise
 from agents.ctrnn import CTRNN, CTRNNConfig
 from agents.ensemble import CTRNNEnsemble
 from agents.ensemble_noise import BlockRandomSource, draw_blocks
@@ -287,6 +287,22 @@ def test_a_closed_loop_task_is_refused():
         train_ensemble(ensemble, task, TrainConfig(), seeds=[0, 1], capture=True, progress=False)
     with pytest.raises(ValueError, match=r"`capture` must be True or False, got 'yes'"):
         train_ensemble(ensemble, task, TrainConfig(), seeds=[0, 1], capture="yes", progress=False)
+
+
+@pytest.mark.parametrize(("threads", "size"), [(1, 16), (3, 16), (3, 5)])
+def test_member_noise_drawn_side_by_side_is_draw_blocks(threads, size):
+    """Members drawn in threads, each from its own generator: draw_blocks' numbers, and each
+    generator ends where draw_blocks leaves it (B * N = 48: one call per member; 15: steps)."""
+    steps, members, per_member = 5, 7, 3
+    out = torch.full((members, steps, per_member, size), float("nan")).transpose(0, 1)
+    mine = [RandomSource.from_seed(s) for s in range(members)]
+    theirs = [RandomSource.from_seed(s) for s in range(members)]
+    draw_member_noise(mine, out, threads)
+    assert torch.equal(out, draw_blocks(theirs, steps, per_member, size))
+    for a, b in zip(mine, theirs, strict=True):
+        assert torch.equal(a.generator.get_state(), b.generator.get_state())
+    with pytest.raises(ValueError, match=r"one source per member \(7\), got 6"):
+        draw_member_noise(mine[:6], out)
 
 
 def test_the_step_needs_one_noise_source_per_member(task):
