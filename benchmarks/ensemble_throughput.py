@@ -12,6 +12,12 @@ JAX (``lax.scan`` under ``jit``, optax Adam with clipping, the batch and noise d
 beside ours as a compiled reference, one network. Set ``XLA_FLAGS=--xla_cpu_multi_thread_eigen=false``
 (done here unless XLA_FLAGS is set) so that it too runs on one thread.
 
+On a GPU, ``--device cuda --gpu-table`` prints instead seconds per iteration of 32-unit networks,
+batch 64: the plain PyTorch tutorial loop (``benchmarks/train_throughput.py``'s), our single-network
+trainer, and a 50-network ensemble, eager and with each iteration captured as a CUDA graph
+(``train_ensemble(capture=True)``), with the captured ensemble's time over one network's (the
+target: at most 2).
+
 Run ``python benchmarks/ensemble_throughput.py --help`` for the options; ``--quick`` is a short run.
 """
 
@@ -25,6 +31,7 @@ import time
 from collections.abc import Callable, Sequence
 
 import torch
+from train_throughput import PlainLoop  # the tutorial loop, benchmarks/train_throughput.py
 
 from agents.ctrnn import CTRNN, CTRNNConfig
 from agents.ensemble import CTRNNEnsemble
@@ -33,6 +40,11 @@ from agents.supervised import TrainConfig, train
 from noise_envs import make_task
 
 from _shared import machine_description, positive_int  # benchmarks/_shared.py beside this script
+
+GPU_TABLE_HIDDEN, GPU_TABLE_BATCH, GPU_TABLE_MEMBERS = 32, 64, 50
+"""The GPU table's sizes: units per network, episodes per network and iteration, members."""
+GPU_TABLE_TARGET = 2.0
+"""The captured ensemble's seconds per iteration over one network's that the GPU table aims at."""
 
 STEPS, RESPONSE_STEPS = 50, 20
 """Steps per episode of the benchmark task, and the scored steps at its end."""
@@ -74,8 +86,13 @@ def single_runner(hidden: int, batch: int, args: argparse.Namespace) -> Runner:
     return run
 
 
-def ensemble_runner(members: int, hidden: int, batch: int, args: argparse.Namespace) -> Runner:
-    """Our ensemble trainer on ``members`` networks, each with its own seed."""
+def ensemble_runner(
+    members: int, hidden: int, batch: int, args: argparse.Namespace, capture: bool = False
+) -> Runner:
+    """Our ensemble trainer on ``members`` networks, each with its own seed.
+
+    ``capture``: each iteration one captured program (a CUDA graph on CUDA).
+    """
     task, calls = _task(), [0]
     ensemble = CTRNNEnsemble.from_seeds(_config(hidden), range(members))
 
@@ -83,7 +100,9 @@ def ensemble_runner(members: int, hidden: int, batch: int, args: argparse.Namesp
         calls[0] += 1
         seeds = [calls[0] * members + k for k in range(members)]
         config = _train_config(iterations, batch, args, 0)
-        train_ensemble(ensemble, task, config, seeds=seeds, device=args.device, progress=False)
+        train_ensemble(
+            ensemble, task, config, seeds=seeds, device=args.device, progress=False, capture=capture
+        )
 
     return run
 
@@ -191,7 +210,27 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=1, help="torch threads (0: torch's default)")
     parser.add_argument("--clock", choices=("wall", "cpu"), default="cpu")
     parser.add_argument("--no-jax", action="store_true", help="skip the JAX reference")
+    parser.add_argument(
+        "--gpu-table",
+        action="store_true",
+        help=f"with --device cuda: seconds per iteration of the plain PyTorch loop, our single "
+        f"network and a K={GPU_TABLE_MEMBERS} ensemble, eager and captured ({GPU_TABLE_HIDDEN} "
+        f"units, batch {GPU_TABLE_BATCH}; wall clock)",
+    )
+    parser.add_argument(
+        "--gpu-iterations",
+        type=positive_int,
+        default=20,
+        help="--gpu-table: each round times n and 3n iterations per runner",
+    )
     args = parser.parse_args(argv)
+    if args.gpu_table and torch.device(args.device).type != "cuda":
+        parser.error(f"--gpu-table times CUDA training: give --device cuda (got {args.device!r})")
+    if args.gpu_table and not torch.cuda.is_available():
+        parser.error(
+            f"--gpu-table needs a CUDA device, but torch {torch.__version__} sees none "
+            "(torch.cuda.is_available() is False)"
+        )
     if args.quick:
         args.hidden_sizes, args.batch_sizes, args.members = [32, 128], [64], [1, 4, 16]
         args.rounds, args.network_iterations = 2, 16
@@ -212,6 +251,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     clock = time.perf_counter if args.clock == "wall" else time.process_time
     print(f"machine: {machine_description(args.device)}")
     print(f"uptime: {os.popen('uptime').read().strip()}")
+    if args.gpu_table:
+        gpu_table(args)
+        return
     print(
         f"task: x ~ U(-1, 1) for {STEPS} steps, target sin(pi x) over the last {RESPONSE_STEPS}; "
         f"relu, noise in, sigma {args.sigma}, Adam lr {args.learning_rate}, clip {args.grad_clip}"
@@ -227,6 +269,59 @@ def main(argv: Sequence[str] | None = None) -> None:
     for hidden in args.hidden_sizes:
         for batch in args.batch_sizes:
             _measure(hidden, batch, args, clock)
+
+
+def gpu_table(args: argparse.Namespace) -> None:
+    """Print seconds per iteration on the GPU and the captured ensemble's ratio to one network.
+
+    Each round times every runner over ``n`` and then ``3 n`` iterations; the difference over
+    ``2 n`` is the time an iteration adds (the steady state of a long run), the rest the setup
+    of a call (the trainer's, and the capture). Best of the rounds (median in brackets).
+    """
+    torch.manual_seed(0)  # the plain loop draws from torch's global generator, as tutorials do
+    hidden, batch, members = GPU_TABLE_HIDDEN, GPU_TABLE_BATCH, GPU_TABLE_MEMBERS
+    one, captured = "ours, one network", f"ours, K={members} captured"
+    runners: dict[str, tuple[Runner, int]] = {
+        "plain PyTorch loop": (PlainLoop(hidden, batch, args), 1),
+        one: (single_runner(hidden, batch, args), 1),
+        f"ours, K={members} eager": (ensemble_runner(members, hidden, batch, args), members),
+        captured: (ensemble_runner(members, hidden, batch, args, capture=True), members),
+    }
+    n = args.gpu_iterations
+    per_iteration: dict[str, list[float]] = {name: [] for name in runners}
+    setup: dict[str, list[float]] = {name: [] for name in runners}
+    for run, _ in runners.values():
+        run(args.warmup)
+    for _ in range(args.rounds):
+        for name, (run, _) in runners.items():
+            short, long = _cuda_seconds(run, n), _cuda_seconds(run, 3 * n)
+            per_iteration[name].append((long - short) / (2 * n))
+            setup[name].append(short - n * per_iteration[name][-1])
+    print(
+        f"task as above, {hidden} units, batch {batch} per network; wall clock, CUDA synchronized; "
+        f"best of {args.rounds} rounds of {n} and {3 * n} iterations (median in brackets)\n"
+    )
+    print(f"{'trainer':>24}  {'networks':>8}  {'s / iteration':>19}  {'setup s / call':>15}")
+    for name, (_, networks) in runners.items():
+        print(
+            f"{name:>24}  {networks:>8}  {min(per_iteration[name]):8.5f} "
+            f"({statistics.median(per_iteration[name]):8.5f})  {min(setup[name]):15.3f}"
+        )
+    ratio = min(per_iteration[captured]) / min(per_iteration[one])
+    verdict = "met" if ratio <= GPU_TABLE_TARGET else "missed"
+    print(
+        f"\n{captured} / {one}: {ratio:.2f} per iteration "
+        f"(target <= {GPU_TABLE_TARGET:g}: {verdict})"
+    )
+
+
+def _cuda_seconds(run: Runner, iterations: int) -> float:
+    """Wall-clock seconds of ``run(iterations)``, the GPU's queue drained before and after."""
+    torch.cuda.synchronize()
+    tick = time.perf_counter()
+    run(iterations)
+    torch.cuda.synchronize()
+    return time.perf_counter() - tick
 
 
 def _measure(hidden: int, batch: int, args: argparse.Namespace, clock) -> None:
