@@ -233,8 +233,8 @@ class StaticTrainStep:
         for name in ("observations", "targets", "masks"):
             getattr(self, name).copy_(getattr(episode, name))
         if bool(scale.any()):  # else the noise is multiplied by 0 and nothing is drawn
-            if self._host_noise is None:  # page-locked, for a fast copy to the GPU
-                host = torch.empty(k, steps, per_member, n, pin_memory=True)
+            if self._host_noise is None:  # page-locked on CUDA, for a fast copy to the GPU
+                host = torch.empty(k, steps, per_member, n, pin_memory=self.noise.is_cuda)
                 self._host_noise = host.transpose(0, 1)
             draw_member_noise(noise, self._host_noise, self._draw_threads)
             if self._host_noise is not self.noise:
