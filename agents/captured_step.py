@@ -27,7 +27,7 @@ from torch import nn
 
 from agents.ctrnn import check_sequence_inputs
 from agents.ensemble import CTRNNEnsemble
-from agents.ensemble_noise import draw_blocks
+from agents.ensemble_noise import draw_blocks, member_draws_due
 from agents.noise import sigma_column
 from noise_envs.core import OpenLoopEpisode
 from noise_envs.random import RandomSource
@@ -108,8 +108,13 @@ def clip_member_grad_norms(params: Sequence[nn.Parameter], max_norm: float) -> t
     return norms
 
 
-def draw_member_noise(blocks: Sequence[RandomSource], out: torch.Tensor, threads: int = 1) -> None:
-    """Fill ``out`` ``[T, K, B, N]`` with what ``draw_blocks(blocks, T, B, N)`` gives.
+def draw_member_noise(
+    blocks: Sequence[RandomSource],
+    out: torch.Tensor,
+    threads: int = 1,
+    due: Sequence[bool] | None = None,
+) -> None:
+    """Fill ``out`` ``[T, K, B, N]`` with what ``draw_blocks(blocks, T, B, N, due=due)`` gives.
 
     ``out`` is a CPU tensor laid out as :func:`~agents.ensemble_noise.draw_blocks` lays out its
     result (a time-major view of member-major memory). With ``threads > 1`` that many members
@@ -122,7 +127,8 @@ def draw_member_noise(blocks: Sequence[RandomSource], out: torch.Tensor, threads
 
     def draw(first: int, last: int) -> None:
         part = out[:, first:last]
-        drawn = draw_blocks(blocks[first:last], steps, per_member, size, part)
+        part_due = None if due is None else due[first:last]
+        drawn = draw_blocks(blocks[first:last], steps, per_member, size, part, part_due)
         if drawn is not part:  # out's layout is draw_blocks', so it fills part in place
             part.copy_(drawn)
 
@@ -211,15 +217,23 @@ class StaticTrainStep:
         return f"StaticTrainStep(K={k}, T={steps}, B={per_member}, N={n}, {how})"
 
     def load(
-        self, episode: OpenLoopEpisode, sigma: torch.Tensor, noise: Sequence[RandomSource]
+        self,
+        episode: OpenLoopEpisode,
+        sigma: torch.Tensor,
+        noise: Sequence[RandomSource],
+        draw_at_zero: Sequence[bool] | None = None,
     ) -> None:
         """Put one iteration's episodes and noise in the buffers.
 
         Args:
             episode: the episodes ``[T, K * B, ...]``, of the first episode's shapes.
             sigma: per-row noise levels ``[K * B]``, best on the CPU (checked on the host).
-            noise: the K members' noise sources. They are drawn from only when some level is
-                above 0, as :meth:`~agents.ensemble.CTRNNEnsemble.unroll` draws from them.
+            noise: the K members' noise sources. Member ``k``'s is drawn from when one of its
+                levels is above 0 or ``draw_at_zero[k]``, as
+                :meth:`~agents.ensemble.CTRNNEnsemble.unroll` draws from a
+                :class:`~agents.ensemble_noise.BlockRandomSource`.
+            draw_at_zero: per member, whether its noise is drawn at levels of 0 (None: no
+                member's is).
 
         Raises:
             ValueError: if the episodes' shapes or dtypes differ from the buffers'.
@@ -232,11 +246,12 @@ class StaticTrainStep:
         scale = sigma_column(sigma, k * per_member, torch.device("cpu")).reshape(k, per_member, 1)
         for name in ("observations", "targets", "masks"):
             getattr(self, name).copy_(getattr(episode, name))
-        if bool(scale.any()):  # else the noise is multiplied by 0 and nothing is drawn
+        due = member_draws_due(scale, draw_at_zero or [False] * k)
+        if any(due):  # else the noise is multiplied by 0 and nothing is drawn
             if self._host_noise is None:  # page-locked on CUDA, for a fast copy to the GPU
                 host = torch.empty(k, steps, per_member, n, pin_memory=self.noise.is_cuda)
                 self._host_noise = host.transpose(0, 1)
-            draw_member_noise(noise, self._host_noise, self._draw_threads)
+            draw_member_noise(noise, self._host_noise, self._draw_threads, due)
             if self._host_noise is not self.noise:
                 self.noise.copy_(self._host_noise)
         self.scale.copy_(scale * self.ensemble.configs[0].noise_gain)

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from agents.ctrnn import CTRNN, READOUTS, CTRNNConfig, check_sequence_inputs
-from agents.ensemble_noise import BlockRandomSource, draw_blocks, member_sigma
+from agents.ensemble_noise import BlockRandomSource, draw_blocks, member_draws_due, member_sigma
 from agents.noise import (
     ACTIVATIONS,
     PLACEMENTS,
@@ -424,9 +424,11 @@ class CTRNNEnsemble(nn.Module):
             if scaled is None:
                 return None, 1.0
             return scaled.reshape(steps, k, per_member, n), 1.0
+        due = None  # every member draws
         if isinstance(sigma, torch.Tensor) and sigma.dim() > 0:
             scale = sigma_column(sigma, k * per_member, device).reshape(k, per_member, 1)
-            if not bool(scale.any()):
+            due = member_draws_due(scale, noise.draw_at_zero)
+            if not any(due):
                 return None, 1.0
             if gain != 1.0:
                 scale = scale * gain
@@ -436,7 +438,9 @@ class CTRNNEnsemble(nn.Module):
                 return None, 1.0
         # The samples are read only inside the forward pass, never saved for backward, so one
         # buffer serves every call (a fresh one per call costs its page faults every time).
-        self._noise_buffer = draw_blocks(noise.blocks, steps, per_member, n, self._noise_buffer)
+        self._noise_buffer = draw_blocks(
+            noise.blocks, steps, per_member, n, self._noise_buffer, due=due
+        )
         return self._noise_buffer.to(device), scale
 
     def _block_source(self, noise: Sequence, device: torch.device) -> BlockRandomSource:

@@ -14,7 +14,7 @@ import torch
 from noise_envs._checks import check_positive_int
 from noise_envs.random import RandomSource, as_random_source
 
-__all__ = ["BlockRandomSource", "draw_blocks", "member_sigma"]
+__all__ = ["BlockRandomSource", "draw_blocks", "member_draws_due", "member_sigma"]
 
 
 class BlockRandomSource(RandomSource):
@@ -35,13 +35,25 @@ class BlockRandomSource(RandomSource):
         self,
         sources: Sequence[RandomSource | torch.Generator | int],
         device: torch.device | str = "cpu",
+        *,
+        draw_at_zero: Sequence[bool] | None = None,
     ) -> None:
         blocks = tuple(as_random_source(source, device) for source in sources)
         if not blocks:
             raise ValueError("`sources` must hold at least one source, got none")
+        if draw_at_zero is not None and len(draw_at_zero) != len(blocks):
+            raise ValueError(
+                f"`draw_at_zero` must have one entry per source ({len(blocks)}), "
+                f"got {len(draw_at_zero)}"
+            )
         super().__init__(torch.Generator(), device=device)
         self.generator = None  # no single stream: see `blocks`
         self.blocks = blocks
+        self.draw_at_zero = tuple(bool(flag) for flag in (draw_at_zero or [False] * len(blocks)))
+        """Per block, whether a model's noise is drawn from it even where the block's noise
+        levels are all 0. A lone CTRNN draws whenever its sigma is a per-row tensor (levels
+        drawn from a distribution) and skips the draw at a fixed sigma of 0; a trainer that
+        mirrors lone runs sets this for the members whose levels are drawn."""
 
     def __repr__(self) -> str:
         return f"BlockRandomSource({len(self.blocks)} blocks, device={self.device})"
@@ -83,12 +95,22 @@ def member_sigma(
     return levels.repeat_interleave(rows_per_member)
 
 
+def member_draws_due(scale: torch.Tensor, draw_at_zero: Sequence[bool]) -> list[bool]:
+    """Per member, whether its noise is drawn: a row's scale ``[K, B, 1]`` is not 0, or it always is.
+
+    See :attr:`BlockRandomSource.draw_at_zero`. Reads ``scale`` on the host.
+    """
+    nonzero = scale.reshape(len(draw_at_zero), -1).ne(0).any(1).tolist()
+    return [bool(a) or bool(b) for a, b in zip(nonzero, draw_at_zero, strict=True)]
+
+
 def draw_blocks(
     blocks: Sequence[RandomSource],
     steps: int,
     per_member: int,
     size: int,
     out: torch.Tensor | None = None,
+    due: Sequence[bool] | None = None,
 ) -> torch.Tensor:
     """``[T, K, B, N]``: member ``k``'s slice is ``blocks[k].normal_steps(T, B, N)``.
 
@@ -97,7 +119,9 @@ def draw_blocks(
     ``normal_`` call where that draws the very numbers of ``normal_steps``' step-by-step calls
     (see :func:`_one_call_draws_steps`), else step by step in place; any other block is drawn
     and copied in. ``out``, a result of an earlier call of the same shape, is filled instead of
-    a new one (reusing memory saves the page faults of a fresh multi-megabyte block).
+    a new one (reusing memory saves the page faults of a fresh multi-megabyte block). A member
+    whose ``due`` entry is False gets zeros and its source is not drawn from, as a lone model
+    whose noise is not due draws nothing.
     """
     shape = (steps, len(blocks), per_member, size)
     reuse = (
@@ -110,6 +134,9 @@ def draw_blocks(
     xi = out if reuse else torch.empty(len(blocks), steps, per_member, size).transpose(0, 1)
     by_member = xi.transpose(0, 1)
     for k, block in enumerate(blocks):
+        if due is not None and not due[k]:
+            by_member[k].zero_()
+            continue
         generator = block.generator
         if generator is not None and block.repeats == 1 and generator.device.type == "cpu":
             if _one_call_draws_steps(per_member * size):

@@ -420,7 +420,7 @@ class _Trainer(EnsembleRuns):
                 step = StaticTrainStep(
                     self.ensemble, self.optimizer, episode, grad_clip=shared.grad_clip
                 )
-            step.load(episode, sigma, noise.blocks)
+            step.load(episode, sigma, noise.blocks, noise.draw_at_zero)
             step.run()
             return step.read()
 
@@ -430,7 +430,11 @@ class _Trainer(EnsembleRuns):
         """The members' task and noise sources, each member's rows drawn from its own."""
         return (
             BlockRandomSource([env for env, _ in self.sources], self.device),
-            BlockRandomSource([noise for _, noise in self.sources], self.device),
+            BlockRandomSource(
+                [noise for _, noise in self.sources],
+                self.device,
+                draw_at_zero=[config.sigma_dist is not None for config in self.configs],
+            ),
         )
 
     def _levels(self, device: torch.device) -> Callable[[], torch.Tensor]:

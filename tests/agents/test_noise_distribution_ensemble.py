@@ -34,3 +34,28 @@ def test_members_with_their_own_noise_distributions_equal_lone_runs():
         train(alone, task, member_config, progress=False)
         for name, value in alone.state_dict().items():
             torch.testing.assert_close(ensemble.member(k).state_dict()[name], value, **TOLERANCE)
+
+
+def test_members_draw_their_noise_exactly_when_their_lone_runs_do(tmp_path):
+    """A member whose levels are drawn always draws its samples (as alone, even if every level
+    of the iteration is 0); a member at a fixed sigma of 0 never does. Both hold when no member
+    of the ensemble has noise due, and both leave the generators where lone runs leave them."""
+    task = make_task("NoisyFunctionApprox-v0", steps=20, response_steps=5)
+    config = CTRNNConfig(input_size=task.obs_size, output_size=task.action_size, hidden_size=8)
+    base = TrainConfig(iterations=12, batch_size=8, learning_rate=1e-2, checkpoint_every=12)
+    configs = [
+        base.replace(sigma_dist={"kind": "discrete", "levels": [0, 1], "per": "batch"}, seed=0),
+        base.replace(sigma=0.0, seed=1),
+    ]
+    ensemble = CTRNNEnsemble.from_seeds(config, [0, 1], ["in", "in"])
+    folders = [tmp_path / "drawn", tmp_path / "zero"]
+    train_ensemble(ensemble, task, configs, run_dirs=folders, progress=False)
+    for k, member_config in enumerate(configs):
+        alone = CTRNN(config, torch.Generator().manual_seed(k))
+        train(alone, task, member_config, run_dir=tmp_path / f"alone{k}", progress=False)
+        for name, value in alone.state_dict().items():
+            torch.testing.assert_close(ensemble.member(k).state_dict()[name], value, **TOLERANCE)
+        member_rng = torch.load(folders[k] / "checkpoint.pt", weights_only=True)["rng"]
+        alone_rng = torch.load(tmp_path / f"alone{k}" / "checkpoint.pt", weights_only=True)["rng"]
+        for stream in ("env", "noise"):
+            assert torch.equal(member_rng[stream], alone_rng[stream]), (k, stream)
