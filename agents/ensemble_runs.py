@@ -20,7 +20,7 @@ from agents.ensemble import CTRNNEnsemble
 from agents.errors import RunMismatch
 from agents.run_lifecycle import RunWriter
 from agents.runs import HISTORY_FILE
-from agents.supervised import _open_run
+from agents.supervised import open_supervised_run
 from agents.train_config import TrainConfig
 from noise_envs.core import Task
 from noise_envs.random import RandomSource
@@ -55,7 +55,9 @@ class EnsembleRuns:
             [p for p in member.parameters() if p.requires_grad], lr=self.configs[k].learning_rate
         )
         config, sources = self.configs[k], self.sources[k]
-        return _open_run(folder, member, self.task, config, optimizer, sources, resume, overwrite)
+        return open_supervised_run(
+            folder, member, self.task, config, optimizer, sources, resume, overwrite
+        )
 
     def restore(self, writers: list[RunWriter]) -> tuple[int, list[list[dict[str, float]]]]:
         """Load the members' checkpoints into the ensemble; the start and the histories."""

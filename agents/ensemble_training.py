@@ -39,7 +39,7 @@ from agents.recurrence import SequenceBuffers
 from agents.rollout import rollout
 from agents.run_lifecycle import RunWriter
 from agents.runs import Run, load_run
-from agents.supervised import TrainConfig, _check_model_fits, _training_sources, training_sigma
+from agents.supervised import TrainConfig, check_model_fits, training_sigma, training_sources
 from noise_envs.core import Task
 from noise_envs.random import RandomSource
 from noise_envs.registration import make_task
@@ -184,7 +184,7 @@ def train_ensemble(
     _check_capture(capture, task)
     device = torch.device(device)
     ensemble.to(device)
-    _check_model_fits(ensemble, task, "ensemble")
+    check_model_fits(ensemble, task, "ensemble")
     params = [param for param in ensemble.parameters() if param.requires_grad]
     # a captured Adam step keeps its step count on the GPU; torch allows that on CUDA only
     capturable = capture and device.type == "cuda"
@@ -193,7 +193,7 @@ def train_ensemble(
         task=task,
         configs=configs,
         optimizer=torch.optim.Adam(params, lr=configs[0].learning_rate, capturable=capturable),
-        sources=[_training_sources(config.seed, device) for config in configs],
+        sources=[training_sources(config.seed, device) for config in configs],
         device=device,
     )
     if folders is None:

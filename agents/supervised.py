@@ -38,9 +38,12 @@ __all__ = [
     "TrainResult",
     "TrainingDiverged",
     "bptt_bytes",
+    "check_model_fits",
+    "open_supervised_run",
     "train",
     "train_run",
     "training_sigma",
+    "training_sources",
 ]
 
 
@@ -121,18 +124,20 @@ def train(
     if not isinstance(config, TrainConfig):
         raise ValueError(f"`config` must be a TrainConfig, got {type(config).__name__}")
     device = torch.device(device)
-    _check_model_fits(model, task)
+    check_model_fits(model, task)
     _check_bptt_memory(model, task, config.batch_size)
     model.to(device)
     params = [param for param in model.parameters() if param.requires_grad]
     optimizer = torch.optim.Adam(params, lr=config.learning_rate)
-    sources = _training_sources(config.seed, device)
+    sources = training_sources(config.seed, device)
     if run_dir is None:
         history = _train_loop(model, task, config, optimizer, sources, device, progress, None)
         return TrainResult(
             model=model, history=history, iterations_done=config.iterations, run_dir=None
         )
-    with _open_run(run_dir, model, task, config, optimizer, sources, resume, overwrite) as run:
+    with open_supervised_run(
+        run_dir, model, task, config, optimizer, sources, resume, overwrite
+    ) as run:
         history = _train_loop(model, task, config, optimizer, sources, device, progress, run)
         run.finish(model)
     return TrainResult(
@@ -218,8 +223,11 @@ def train_run(
     return load_run(run_dir, device=device)
 
 
-def _training_sources(seed: int, device: torch.device) -> tuple[RandomSource, RandomSource]:
-    """The task's and the model's random sources: two independent streams derived from ``seed``."""
+def training_sources(seed: int, device: torch.device) -> tuple[RandomSource, RandomSource]:
+    """The task's and the model's random sources: two independent streams derived from ``seed``.
+
+    Shared with :mod:`agents.ensemble_training`, whose members draw what a lone run draws.
+    """
     env_seed, noise_seed = np.random.SeedSequence(seed).generate_state(2, dtype=np.uint64)
     return (
         RandomSource.from_seed(int(env_seed), device=device),
@@ -330,7 +338,7 @@ def _check_bptt_memory(model: nn.Module, task: Task, batch_size: int) -> None:
         ) from None
 
 
-def _check_model_fits(model: nn.Module, task: Task, what: str = "model") -> None:
+def check_model_fits(model: nn.Module, task: Task, what: str = "model") -> None:
     """ValueError unless the sizes of ``model.config`` (else of ``model``) are the task's."""
     config = getattr(model, "config", model)  # an ensemble holds its sizes itself
     for name, needed in (("input_size", task.obs_size), ("output_size", task.action_size)):
@@ -339,7 +347,7 @@ def _check_model_fits(model: nn.Module, task: Task, what: str = "model") -> None
             raise ValueError(f"the {what}'s `{name}` is {size}, but {task.id} needs {needed}")
 
 
-def _open_run(
+def open_supervised_run(
     folder: str | Path,
     model: nn.Module,
     task: Task,
@@ -349,7 +357,11 @@ def _open_run(
     resume: bool,
     overwrite: bool,
 ) -> RunWriter:
-    """Open the run in ``folder`` and restore its checkpoint, if any, into the training state."""
+    """Open the supervised run in ``folder``; restore its checkpoint, if any, into the state.
+
+    The one way a supervised run folder is opened: :func:`train` and each ensemble member
+    (:mod:`agents.ensemble_runs`) use it, so a member's folder is a lone run's.
+    """
     request = RunRequest(
         task=task,
         model=model,
