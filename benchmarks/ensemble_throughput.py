@@ -31,7 +31,6 @@ import time
 from collections.abc import Callable, Sequence
 
 import torch
-from train_throughput import PlainLoop  # the tutorial loop, benchmarks/train_throughput.py
 
 from agents.ctrnn import CTRNN, CTRNNConfig
 from agents.ensemble import CTRNNEnsemble
@@ -40,6 +39,7 @@ from agents.supervised import TrainConfig, train
 from noise_envs import make_task
 
 from _shared import machine_description, positive_int  # benchmarks/_shared.py beside this script
+from train_throughput import PlainLoop  # the tutorial loop, benchmarks/train_throughput.py
 
 GPU_TABLE_HIDDEN, GPU_TABLE_BATCH, GPU_TABLE_MEMBERS = 32, 64, 50
 """The GPU table's sizes: units per network, episodes per network and iteration, members."""
