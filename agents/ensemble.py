@@ -461,6 +461,11 @@ class CTRNNEnsemble(nn.Module):
     ) -> torch.Tensor | None:
         if isinstance(noise, Sequence) and not isinstance(noise, torch.Tensor):
             noise = self._block_source(noise, device)
+        k = self.num_members
+        if steps is None and isinstance(noise, BlockRandomSource) and len(noise.blocks) == k:
+            # member by member, drawn only where due, as _member_noise draws a sequence's
+            xi, scale = self._member_noise(sigma, noise, 1, rows // k, device)
+            return None if xi is None else (xi[0] * scale).reshape(rows, self.hidden_size)
         gain = self.configs[0].noise_gain
         return scaled_noise(sigma, noise, (rows, self.hidden_size), device, gain=gain, steps=steps)
 

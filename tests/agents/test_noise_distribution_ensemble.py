@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from agents.ctrnn import CTRNN, CTRNNConfig
@@ -36,11 +37,14 @@ def test_members_with_their_own_noise_distributions_equal_lone_runs():
             torch.testing.assert_close(ensemble.member(k).state_dict()[name], value, **TOLERANCE)
 
 
-def test_members_draw_their_noise_exactly_when_their_lone_runs_do(tmp_path):
+@pytest.mark.parametrize("open_loop", [True, False])
+def test_members_draw_their_noise_exactly_when_their_lone_runs_do(tmp_path, monkeypatch, open_loop):
     """A member whose levels are drawn always draws its samples (as alone, even if every level
     of the iteration is 0); a member at a fixed sigma of 0 never does. Both hold when no member
-    of the ensemble has noise due, and both leave the generators where lone runs leave them."""
+    of the ensemble has noise due, and both leave the generators where lone runs leave them,
+    whether the sequence runs at once or step by step inside the task (closed loop)."""
     task = make_task("NoisyFunctionApprox-v0", steps=20, response_steps=5)
+    monkeypatch.setattr(task, "open_loop", open_loop)  # its episodes end together: same draws
     config = CTRNNConfig(input_size=task.obs_size, output_size=task.action_size, hidden_size=8)
     base = TrainConfig(iterations=12, batch_size=8, learning_rate=1e-2, checkpoint_every=12)
     configs = [
