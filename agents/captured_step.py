@@ -29,6 +29,8 @@ from agents.ctrnn import check_sequence_inputs
 from agents.ensemble import CTRNNEnsemble
 from agents.ensemble_noise import draw_blocks, member_draws_due
 from agents.noise import sigma_column
+from agents.recurrence import SequenceBuffers
+from noise_envs._checks import check_finite_tensor
 from noise_envs.core import OpenLoopEpisode
 from noise_envs.random import RandomSource
 
@@ -49,26 +51,35 @@ _CLIP_EPS = 1e-6
 
 
 class StepOutcome(NamedTuple):
-    """What the host reads after an iteration: one value per member.
+    """What the host reads after an iteration: one value per member, and the inputs' check.
 
     Attributes:
         losses: each member's teacher loss (NaN or inf where it diverged).
         grad_norms: each member's gradient norm before clipping.
         active: whether each member still trains (False from the iteration it diverged).
+        inputs_finite: whether the iteration's observations were all finite.
     """
 
     losses: list[float]
     grad_norms: list[float]
     active: list[bool]
+    inputs_finite: bool = True
 
     @classmethod
     def read(
-        cls, losses: torch.Tensor, grad_norms: torch.Tensor, active: torch.Tensor
+        cls,
+        losses: torch.Tensor,
+        grad_norms: torch.Tensor,
+        active: torch.Tensor,
+        inputs_finite: torch.Tensor | None = None,
     ) -> StepOutcome:
         """The ``[K]`` tensors' values, copied to the host in one transfer (one device sync)."""
-        values = torch.stack((losses.detach(), grad_norms.detach(), active.to(losses.dtype)))
-        loss_list, norm_list, active_list = values.tolist()
-        return cls(loss_list, norm_list, [bool(alive) for alive in active_list])
+        finite = active if inputs_finite is None else inputs_finite.expand_as(active)
+        rows = (losses.detach(), grad_norms.detach(), active, finite)
+        values = torch.stack([row.to(losses.dtype) for row in rows])
+        loss_list, norm_list, active_list, finite_list = values.tolist()
+        all_finite = inputs_finite is None or bool(finite_list[0])
+        return cls(loss_list, norm_list, [bool(alive) for alive in active_list], all_finite)
 
 
 def member_teacher_losses(
@@ -183,6 +194,10 @@ class StaticTrainStep:
         grad_clip: float,
     ) -> None:
         device = ensemble.W.device
+        if not isinstance(optimizer, torch.optim.Adam):  # _restore's fresh state is Adam's
+            raise ValueError(
+                f"`optimizer` must be a torch.optim.Adam (or AdamW), got {type(optimizer).__name__}"
+            )
         if device.type == "cuda" and not all(g.get("capturable") for g in optimizer.param_groups):
             raise ValueError(
                 "a captured step on CUDA needs an optimizer built with capturable=True (its "
@@ -208,6 +223,10 @@ class StaticTrainStep:
         # members draw from their own generators, so they can draw side by side.
         self._draw_threads = 1 if device.type == "cpu" else min(k, _available_cpus())
         self._params = [param for group in optimizer.param_groups for param in group["params"]]
+        # Memory of its own: a graph replays into the addresses it was captured with.
+        self._buffers = SequenceBuffers()
+        self._finite = torch.ones((), dtype=torch.bool, device=device)
+        self._host_scale = torch.zeros(k, per_member, 1, pin_memory=device.type == "cuda")
         self._copies: list[torch.Tensor] = []
         self._graph: torch.cuda.CUDAGraph | None = None
 
@@ -244,8 +263,12 @@ class StaticTrainStep:
         if len(noise) != k:
             raise ValueError(f"`noise` must hold one source per member ({k}), got {len(noise)}")
         scale = sigma_column(sigma, k * per_member, torch.device("cpu")).reshape(k, per_member, 1)
+        if self.noise.device.type == "cpu":
+            check_finite_tensor("observations", episode.observations)  # as the eager loop does
         for name in ("observations", "targets", "masks"):
             getattr(self, name).copy_(getattr(episode, name))
+        if self.noise.device.type != "cpu":  # read with the outcome, so no sync here
+            self._finite.copy_(torch.isfinite(self.observations).all())
         due = member_draws_due(scale, draw_at_zero or [False] * k)
         if any(due):  # else the noise is multiplied by 0 and nothing is drawn
             if self._host_noise is None:  # page-locked on CUDA, for a fast copy to the GPU
@@ -253,8 +276,11 @@ class StaticTrainStep:
                 self._host_noise = host.transpose(0, 1)
             draw_member_noise(noise, self._host_noise, self._draw_threads, due)
             if self._host_noise is not self.noise:
-                self.noise.copy_(self._host_noise)
-        self.scale.copy_(scale * self.ensemble.configs[0].noise_gain)
+                # From page-locked memory, without waiting: read() syncs every iteration, so
+                # this copy has ended before the next load() refills the host buffer.
+                self.noise.copy_(self._host_noise, non_blocking=True)
+        torch.mul(scale, self.ensemble.configs[0].noise_gain, out=self._host_scale)
+        self.scale.copy_(self._host_scale, non_blocking=True)
 
     def run(self) -> None:
         """One training iteration over the buffers: a graph replay on CUDA, eager elsewhere.
@@ -271,8 +297,19 @@ class StaticTrainStep:
         self._graph.replay()
 
     def read(self) -> StepOutcome:
-        """The last iteration's losses, gradient norms and active members (one device sync)."""
-        return StepOutcome.read(self.losses, self.grad_norms, self.active)
+        """The last iteration's losses, gradient norms and active members (one device sync).
+
+        Raises:
+            ValueError: if that iteration's observations held NaN or infinite values (checked
+                on the device on CUDA, before the step on the CPU, as the eager loop does).
+        """
+        outcome = StepOutcome.read(self.losses, self.grad_norms, self.active, self._finite)
+        if not outcome.inputs_finite:
+            raise ValueError(
+                "this iteration's episode `observations` hold NaN or infinite values; the "
+                "task's inputs must be finite"
+            )
+        return outcome
 
     def _check_fixed(self, name: str, tensor: torch.Tensor) -> None:
         buffer = getattr(self, name)
@@ -290,7 +327,7 @@ class StaticTrainStep:
         """The step over the buffers; it reads no tensor on the host, so it can be captured."""
         ensemble = self.ensemble
         actions = ensemble.unroll_drawn(
-            self.observations, self.noise, self.scale, buffers=ensemble.training_buffers
+            self.observations, self.noise, self.scale, buffers=self._buffers
         )
         losses = member_teacher_losses(actions, self.targets, self.masks, ensemble.num_members)
         torch.where(self.active, losses, torch.zeros_like(losses)).sum().backward()
@@ -367,7 +404,12 @@ class StaticTrainStep:
         )
 
     def _restore(self, saved: tuple[list[torch.Tensor], list[dict], torch.Tensor]) -> None:
-        """Put back what :meth:`_training_state` copied; state made since then starts at 0."""
+        """Put back what :meth:`_training_state` copied; state made since then starts at 0.
+
+        Zero moments and step 0 are a fresh Adam's state, hence the optimizer check. Once the
+        graph is captured, the optimizer's state tensors must stay the ones it holds (the graph
+        replays into their memory): do not load another state into it.
+        """
         weights, states, active = saved
         with torch.no_grad():
             for param, weight, before in zip(self._params, weights, states, strict=True):

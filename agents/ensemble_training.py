@@ -523,7 +523,8 @@ def _log(
 ) -> None:
     seconds = time.perf_counter() - tick
     rate = float(optimizer.param_groups[0]["lr"])
-    for member, (loss, norm, alive) in enumerate(zip(*outcome, strict=True)):
+    rows = zip(outcome.losses, outcome.grad_norms, outcome.active, strict=True)
+    for member, (loss, norm, alive) in enumerate(rows):
         if alive:
             histories[member].append(
                 {

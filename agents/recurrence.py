@@ -17,9 +17,11 @@ another order).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import torch
+from torch.autograd.function import once_differentiable
 from torch.nn import functional as F
 
 from noise_envs._checks import check_choice
@@ -35,8 +37,14 @@ def _relu(z: torch.Tensor, slope: torch.Tensor) -> torch.Tensor:
 
 def _tanh(z: torch.Tensor, slope: torch.Tensor) -> torch.Tensor:
     a = z.tanh_()
-    torch.addcmul(a.new_ones(()), a, a, value=-1.0, out=slope)  # 1 - tanh^2
+    torch.addcmul(_one(a.dtype, a.device), a, a, value=-1.0, out=slope)  # 1 - tanh^2
     return a
+
+
+@functools.cache
+def _one(dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """A 0-dim 1, made once per dtype and device (not one allocation and fill per step)."""
+    return torch.ones((), dtype=dtype, device=device)
 
 
 def _sigmoid(z: torch.Tensor, slope: torch.Tensor) -> torch.Tensor:
@@ -176,6 +184,7 @@ class _Sequence(torch.autograd.Function):
         return outputs, states
 
     @staticmethod
+    @once_differentiable  # its backward is not itself differentiable: say so if asked
     def backward(ctx, grad_outputs, grad_states):
         inputs, h0, states, slopes, W, U, W_out = ctx.saved_tensors
         gamma, needs = ctx.gamma, ctx.needs_input_grad

@@ -315,6 +315,39 @@ def test_the_step_needs_one_noise_source_per_member(task):
         step.load(episode, torch.zeros(6), [RandomSource.from_seed(0)])
 
 
+def test_the_step_refuses_what_its_undoing_and_checks_cannot_serve(task):
+    """Its warm-up undo resets state to a fresh Adam's; later episodes are checked as the
+    eager loop checks them (non-finite observations: a ValueError, not silent divergence)."""
+    ensemble = CTRNNEnsemble.from_seeds(_config(task), [0, 1])
+    episode = task.open_loop_episode(6, 0)
+    with pytest.raises(ValueError, match=r"`optimizer` must be a torch.optim.Adam.*got SGD"):
+        StaticTrainStep(
+            ensemble, torch.optim.SGD(ensemble.parameters(), lr=0.1), episode, grad_clip=1.0
+        )
+    step = StaticTrainStep(
+        ensemble, torch.optim.AdamW(ensemble.parameters()), episode, grad_clip=1.0
+    )
+    sources = [RandomSource.from_seed(0), RandomSource.from_seed(1)]
+    broken = dataclasses.replace(episode, observations=episode.observations.clone())
+    broken.observations[3, 4, 0] = float("inf")
+    with pytest.raises(ValueError, match=r"`observations`.*1 infinite"):
+        step.load(broken, torch.zeros(6), sources)
+
+
+def test_member_noise_is_drawn_only_for_members_due():
+    """``due`` False: zeros and an untouched generator, alone or side by side."""
+    steps, members, per_member, size = 4, 3, 2, 8
+    for threads in (1, 3):
+        out = torch.full((members, steps, per_member, size), float("nan")).transpose(0, 1)
+        sources = [RandomSource.from_seed(s) for s in range(members)]
+        before = sources[1].generator.get_state()
+        draw_member_noise(sources, out, threads, due=[True, False, True])
+        assert torch.equal(out[:, 1], torch.zeros(steps, per_member, size))
+        assert torch.equal(sources[1].generator.get_state(), before)
+        fresh = RandomSource.from_seed(2).normal_steps(steps, per_member, size)
+        assert torch.equal(out[:, 2], fresh)
+
+
 # --- CUDA: the captured graph -----------------------------------------------------------------
 
 
@@ -359,8 +392,9 @@ def test_members_diverging_inside_the_graph_stop_as_in_the_eager_loop():
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-def test_replays_never_wait_for_the_device(task):
-    """torch.cuda.set_sync_debug_mode('error') raises on any host sync inside a replay."""
+def test_an_iteration_waits_for_the_device_once(task):
+    """load, replay and read after capture: one host sync, read()'s (the buffers are filled
+    from page-locked memory without waiting; the inputs' check is read with the outcome)."""
     ensemble = CTRNNEnsemble.from_seeds(_config(task), SEEDS, PLACEMENTS).cuda()
     optimizer = torch.optim.Adam(ensemble.parameters(), lr=1e-2, capturable=True)
     env = BlockRandomSource([RandomSource.from_seed(s) for s in SEEDS], "cuda")
@@ -371,11 +405,17 @@ def test_replays_never_wait_for_the_device(task):
         episode = task.open_loop_episode(len(SEEDS) * BASE.batch_size, env, "cuda")
         if step is None:
             step = StaticTrainStep(ensemble, optimizer, episode, grad_clip=1.0)
-        step.load(episode, sigma, noise)
-        with _sync_debug("error") if iteration > 0 else contextlib.nullcontext():
-            step.run()  # the first call captures, outside the check
-        outcome = step.read()
-        assert all(outcome.active), outcome
+        if iteration == 0:  # the first run captures, outside the count
+            step.load(episode, sigma, noise)
+            step.run()
+            outcome = step.read()
+        else:
+            with _sync_debug("warn"), pytest.warns(UserWarning) as syncs:
+                step.load(episode, sigma, noise)
+                step.run()
+                outcome = step.read()
+            assert len([w for w in syncs if "synchroniz" in str(w.message)]) == 1
+        assert all(outcome.active) and outcome.inputs_finite, outcome
     assert "graph captured" in repr(step)
 
 
