@@ -36,12 +36,19 @@ SMALLER = {
 """Options appended to each command: smaller budgets, nothing else."""
 
 
-def readme_block() -> list[list[str]]:
-    """The commands of the README's cli-block, each split as a shell would (comments dropped)."""
+def readme_block(name: str = "") -> list[list[str]]:
+    """The commands of a README cli-block, each split as a shell would (comments dropped).
+
+    The main block is marked ``<!-- cli-block -->``, others ``<!-- cli-block: NAME -->``; a line
+    ending in a backslash continues on the next.
+    """
     text = (ROOT / "README.md").read_text(encoding="utf-8")
-    match = re.search(r"<!-- cli-block -->\s*```bash\n(.*?)```\s*<!-- /cli-block -->", text, re.S)
-    assert match, "README.md lost its <!-- cli-block --> ... <!-- /cli-block --> markers"
-    lines = [shlex.split(line, comments=True) for line in match.group(1).splitlines()]
+    marker = "<!-- cli-block -->" if not name else f"<!-- cli-block: {name} -->"
+    pattern = re.escape(marker) + r"\s*```bash\n(.*?)```\s*<!-- /cli-block -->"
+    match = re.search(pattern, text, re.S)
+    assert match, f"README.md lost its {marker} ... <!-- /cli-block --> markers"
+    joined = match.group(1).replace("\\\n", " ")
+    lines = [shlex.split(line, comments=True) for line in joined.splitlines()]
     return [argv for argv in lines if argv]
 
 
@@ -74,6 +81,20 @@ def test_the_readme_block_runs_as_written_after_make_demo(tmp_path, monkeypatch,
         assert (tmp_path / path).is_file(), path
     demo_runs = sorted(p.name for p in (tmp_path / "demo_output").iterdir() if p.is_dir())
     assert len(demo_runs) == 4, demo_runs  # noise-in/out at sigma 0.5 (make demo) and at sigma 1
+
+
+def test_the_ensemble_block_runs_as_written(tmp_path, monkeypatch, capsys):
+    """Several --placement / --sigma / --seeds values: one ensemble, a run folder per member."""
+    monkeypatch.chdir(tmp_path)
+    block = readme_block("ensemble")
+    assert [argv[1] for argv in block] == ["train", "sweep", "sweep", "plot"]
+    for argv in block:
+        code = main([*argv[1:], *SMALLER[argv[1]]])
+        captured = capsys.readouterr()
+        assert code == 0, f"`{shlex.join(argv)}` failed: {captured.err}"
+    members = sorted(p.name for p in (tmp_path / "runs/grid").iterdir())
+    assert len(members) == 8 and "noise-out-sigma0.5-seed1" in members, members
+    assert (tmp_path / "grid.png").is_file()
 
 
 @pytest.mark.parametrize("command", sorted(SMALLER))
