@@ -4,6 +4,7 @@ Subpackages: :mod:`evaluation.mechanism` (why the preference arises) and :mod:`e
 (figures). The sweep, its result and statistics, the demo and the CLI sit at the top.
 """
 
+from evaluation.ensemble_sweep import sweep_ensemble
 from evaluation.mechanism import (
     AnalysisConfig,
     FixedPoint,
@@ -93,5 +94,6 @@ __all__ = [
     "single_neuron_stationary",
     "stationary_statistics",
     "summary_table",
+    "sweep_ensemble",
     "sweep_noise",
 ]

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from agents.ensemble import CTRNNEnsemble
 from agents.policy import Policy
 from agents.rollout import rollout
 from evaluation.sweep_result import (
@@ -69,8 +70,10 @@ def sweep_noise(
         The per-episode metrics ``[L, E]`` of every metric the task reports.
 
     Raises:
-        ValueError: for bad arguments, and when a metric is NaN or infinite at some level (the
-            model's outputs are not finite), naming the metric and those levels.
+        ValueError: for bad arguments (an ensemble: use
+            :func:`~evaluation.ensemble_sweep.sweep_ensemble`), and when a metric is NaN or
+            infinite at some level (the model's outputs are not finite), naming the metric and
+            those levels.
 
     Example:
         >>> from agents import CTRNN, CTRNNConfig
@@ -81,6 +84,12 @@ def sweep_noise(
         >>> result.values("mse").shape
         (2, 3)
     """
+    if isinstance(policy, CTRNNEnsemble):
+        raise ValueError(
+            f"`policy` is a CTRNNEnsemble of {policy.num_members} members, whose episodes "
+            "sweep_noise would pool into one result: sweep it with "
+            "evaluation.sweep_ensemble (one SweepResult per member, in one rollout)"
+        )
     levels = check_levels(levels)
     check_positive_int("episodes", episodes)
     check_positive_int("max_rows", max_rows)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+import evaluation
 from agents.ctrnn import CTRNNConfig
 from agents.ensemble import CTRNNEnsemble
 from evaluation.ensemble_sweep import sweep_ensemble
@@ -94,3 +95,13 @@ def test_noisepref_sweep_reads_a_member_run_folder(tmp_path):
     swept = SweepResult.from_csv(folder / "sweep.csv")
     np.testing.assert_array_equal(swept.levels, [0.0, 0.5])
     assert swept.num_episodes == 4
+
+
+def test_sweep_noise_refuses_an_ensemble_and_names_sweep_ensemble():
+    """Its rows would pool the members' episodes into one result."""
+    task = make_task("NoisyFunctionApprox-v0", steps=5, response_steps=2)
+    config = CTRNNConfig(input_size=1, output_size=1, hidden_size=4)
+    ensemble = CTRNNEnsemble.from_seeds(config, [0, 1], ["in", "out"])
+    with pytest.raises(ValueError, match=r"CTRNNEnsemble of 2 members.*sweep_ensemble"):
+        sweep_noise(ensemble, task, [0.0, 0.5], episodes=4)
+    assert evaluation.sweep_ensemble is sweep_ensemble  # exported beside sweep_noise
