@@ -121,17 +121,34 @@ def plot_perf_by_task(
     rows = math.ceil(len(panels) / columns)
     figure = Figure(figsize=(2.4 * columns, 1.9 * rows), layout="constrained")
     axes = figure.subplots(rows, columns, squeeze=False, sharex=True, sharey=True)
+    handles = []
     for axis, (name, values) in zip(axes.flat, panels, strict=False):
-        axis.plot(sweep.levels, values, marker="o", markersize=3)
+        handles = axis.plot(
+            sweep.levels,
+            values,
+            marker="o",
+            markersize=3,
+            label=f"mean {metric} over the task's trials",
+        )
         if train_sigma is not None:
-            axis.axvline(train_sigma, color="grey", linestyle=":", linewidth=1)
+            handles += [
+                axis.axvline(
+                    train_sigma,
+                    color="grey",
+                    linestyle=":",
+                    linewidth=1,
+                    label=f"training noise sigma = {train_sigma:g}",
+                )
+            ]
         axis.set_title(name, fontsize=9)
         if metric == "perf":
             axis.set_ylim(-0.05, 1.05)
     for axis in axes.flat[len(panels) :]:
         axis.set_visible(False)
-    figure.supxlabel("test noise sigma")
-    figure.supylabel(metric)
+    figure.legend(handles=handles, loc="outside upper center", ncols=len(handles), frameon=False)
+    figure.supxlabel("test noise sigma (the network's noise level)")
+    better = "higher" if sweep.metric_directions.get(metric, True) else "lower"
+    figure.supylabel(f"{metric} ({better} is better)")
     return figure
 
 
