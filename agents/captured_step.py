@@ -74,12 +74,12 @@ class StepOutcome(NamedTuple):
         inputs_finite: torch.Tensor | None = None,
     ) -> StepOutcome:
         """The ``[K]`` tensors' values, copied to the host in one transfer (one device sync)."""
-        finite = active if inputs_finite is None else inputs_finite.expand_as(active)
-        rows = (losses.detach(), grad_norms.detach(), active, finite)
-        values = torch.stack([row.to(losses.dtype) for row in rows])
-        loss_list, norm_list, active_list, finite_list = values.tolist()
-        all_finite = inputs_finite is None or bool(finite_list[0])
-        return cls(loss_list, norm_list, [bool(alive) for alive in active_list], all_finite)
+        rows = [losses.detach(), grad_norms.detach(), active]
+        if inputs_finite is not None:
+            rows.append(inputs_finite.expand_as(active))
+        values = torch.stack([row.to(losses.dtype) for row in rows]).tolist()
+        all_finite = inputs_finite is None or bool(values[3][0])
+        return cls(values[0], values[1], [bool(alive) for alive in values[2]], all_finite)
 
 
 def member_teacher_losses(

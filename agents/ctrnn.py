@@ -111,6 +111,25 @@ class CTRNNConfig(JsonConfig):
         check_choice("recurrent_init", self.recurrent_init, RECURRENT_INITS)
         check_positive("recurrent_scale", self.recurrent_scale)
 
+    @classmethod
+    def yang2019(cls, input_size: int, output_size: int, **changes) -> CTRNNConfig:
+        """Yang et al. (2019)'s reference network (their ``train_all``), ``changes`` applied.
+
+        256 softplus units, dt 20 ms, tau 100 ms, recurrent noise scaled by sqrt(2 / gamma),
+        a sigmoid read-out and W starting at 0.5 I.
+        """
+        reference = {
+            "hidden_size": 256,
+            "activation": "softplus",
+            "dt": 20.0,
+            "tau": 100.0,
+            "noise_scaling": "sqrt_2_over_gamma",
+            "readout": "sigmoid",
+            "recurrent_init": "identity",
+            "recurrent_scale": 0.5,
+        }
+        return cls(input_size=input_size, output_size=output_size, **(reference | changes))
+
     @property
     def gamma(self) -> float:
         """The update rate ``dt / tau`` (not a discount factor)."""

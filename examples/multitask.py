@@ -89,18 +89,12 @@ def main(argv: list[str] | None = None) -> None:
         torch.set_num_threads(args.threads)
     options = task_options(args)
     task = make_task(ENV_ID, **options)
-    model_config = CTRNNConfig(
-        input_size=task.obs_size,
-        output_size=task.action_size,
+    model_config = CTRNNConfig.yang2019(
+        task.obs_size,
+        task.action_size,
         hidden_size=args.hidden_size,
-        activation="softplus",
         placement=args.placement,
         dt=args.dt,
-        tau=100.0,
-        noise_scaling="sqrt_2_over_gamma",
-        readout="sigmoid",
-        recurrent_init="identity",
-        recurrent_scale=0.5,
     )
     train_config = TrainConfig(
         sigma=args.sigma,

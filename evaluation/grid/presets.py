@@ -18,6 +18,9 @@ __all__ = ["PRESETS", "SCALES", "preset", "preset_names"]
 
 SCALES = ("quick", "paper")
 _LEVELS_2X = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0)
+_LEVELS_SPARSE = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0)
+_PAPER_SIGMAS = (0.25, 0.5, 1.0, 2.0)
+"""The training sigmas of most tasks' paper scale."""
 
 
 def _scaled(spec: GridSpec, scale: str, paper_sigmas: tuple[float, ...]) -> GridSpec:
@@ -95,7 +98,7 @@ def regulator(scale: str) -> GridSpec:
         seeds=(0, 1),
         sweep=SweepSpec(test_sigmas=_LEVELS_2X, episodes=128),
     )
-    return _scaled(spec, scale, (0.25, 0.5, 1.0, 2.0))
+    return _scaled(spec, scale, _PAPER_SIGMAS)
 
 
 def maze(scale: str) -> GridSpec:
@@ -110,9 +113,9 @@ def maze(scale: str) -> GridSpec:
         {"iterations": 150, "batch_size": 64},
         train_sigmas=(0.5, 1.0),
         seeds=(0,),
-        sweep=SweepSpec(test_sigmas=(0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0), episodes=128),
+        sweep=SweepSpec(test_sigmas=_LEVELS_SPARSE, episodes=128),
     )
-    return _scaled(spec, scale, (0.25, 0.5, 1.0, 2.0))
+    return _scaled(spec, scale, _PAPER_SIGMAS)
 
 
 def _path_integration(activation: str, scale: str) -> GridSpec:
@@ -126,9 +129,9 @@ def _path_integration(activation: str, scale: str) -> GridSpec:
         {"iterations": 400, "batch_size": 64},
         train_sigmas=(0.5, 1.0),
         seeds=(0, 1),
-        sweep=SweepSpec(test_sigmas=(0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0), episodes=128),
+        sweep=SweepSpec(test_sigmas=_LEVELS_SPARSE, episodes=128),
     )
-    return _scaled(spec, scale, (0.25, 0.5, 1.0, 2.0))
+    return _scaled(spec, scale, _PAPER_SIGMAS)
 
 
 def path_integration_relu(scale: str) -> GridSpec:
@@ -156,7 +159,7 @@ def feedforward(scale: str) -> GridSpec:
         seeds=(0, 1),
         sweep=SweepSpec(test_sigmas=_LEVELS_2X, episodes=256),
     )
-    return _scaled(spec, scale, (0.25, 0.5, 1.0, 2.0))
+    return _scaled(spec, scale, _PAPER_SIGMAS)
 
 
 def rl_regulator(scale: str) -> GridSpec:

@@ -84,8 +84,8 @@ def assert_same(a, b, path="checkpoint"):
 
 
 def _train_both(task, tmp_path, **kwargs):
-    """The eager and the captured loop, each into its own member folders; all of it checked
-    equal (weights, histories, each folder's files and checkpoint); the eager result."""
+    """The eager and the captured loop, each into its own member folders; asserts all of it
+    equal (weights, histories, each folder's files and checkpoint); returns the eager result."""
     folders = {c: [tmp_path / f"{c}-{k}" for k in range(4)] for c in (False, True)}
     eager, captured = (_train(task, c, run_dirs=folders[c], **kwargs) for c in (False, True))
     assert_same_training(eager, captured)
@@ -155,13 +155,15 @@ def test_drawn_noise_levels_equal_the_eager_loop(task, tmp_path):
         BASE.replace(sigma=0.0, seed=3),
     ]
     config = _config(task, noise_scaling="sqrt_2_over_gamma")
-    _train_both(task, tmp_path, train_config=configs, config=config)
+    eager = _train_both(task, tmp_path, train_config=configs, config=config)
+    assert eager.diverged == {} and all(len(rows) == BASE.iterations for rows in eager.histories)
 
 
 def test_members_at_sigma_zero_draw_no_noise_as_in_the_eager_loop(task, tmp_path):
     """All levels 0: nothing is drawn (the generators' states agree) and the static noise,
     scaled by 0, changes nothing."""
-    _train_both(task, tmp_path, sigmas=[0.0] * 4)
+    eager = _train_both(task, tmp_path, sigmas=[0.0] * 4)
+    assert eager.diverged == {} and all(len(rows) == BASE.iterations for rows in eager.histories)
 
 
 def test_a_member_diverging_mid_run_is_frozen_as_in_the_eager_loop():

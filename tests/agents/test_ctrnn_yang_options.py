@@ -153,3 +153,19 @@ def test_json_and_run_folder_round_trip(tmp_path):
     x = torch.rand(6, 3, 1, generator=torch.Generator().manual_seed(0))
     y = loaded.model(x)[0]
     assert torch.equal(y, run.model(x)[0]) and bool(((y > 0) & (y < 1)).all())
+
+
+def test_yang2019_is_their_reference_network_with_changes_applied():
+    """train_all's network: 256 softplus units, dt 20 ms, tau 100 ms, sqrt(2 / gamma) noise,
+    sigmoid read-out, W = 0.5 I (gamma 0.2: the noise gain is sqrt(10))."""
+    reference = CTRNNConfig.yang2019(85, 33)
+    assert (reference.input_size, reference.output_size, reference.hidden_size) == (85, 33, 256)
+    assert (reference.activation, reference.readout, reference.recurrent_init) == (
+        "softplus",
+        "sigmoid",
+        "identity",
+    )
+    assert (reference.dt, reference.tau, reference.recurrent_scale) == (20.0, 100.0, 0.5)
+    assert reference.noise_gain == pytest.approx(10**0.5)
+    changed = CTRNNConfig.yang2019(85, 33, hidden_size=64, placement="out")
+    assert (changed.hidden_size, changed.placement, changed.activation) == (64, "out", "softplus")

@@ -183,34 +183,19 @@ def test_train_ensemble_runs_names_one_lone_run_per_member(tmp_path):
         torch.testing.assert_close(runs[-1].model.state_dict()[name], value, rtol=1e-5, atol=1e-6)
 
 
-def test_train_ensemble_runs_refuses_bad_lists(tmp_path):
+@pytest.mark.parametrize(
+    ("lists", "message"),
+    [
+        ({"placements": ["in", "uot"]}, r"`placements` must be one of.*Did you mean 'out'"),
+        ({"seeds": []}, r"`seeds` must hold at least one value"),
+        ({"sigmas": [0.5, 0.5]}, r"`sigmas` must not repeat"),
+    ],
+)
+def test_train_ensemble_runs_refuses_bad_lists(tmp_path, lists, message):
     from agents.ensemble_training import train_ensemble_runs
 
     model_config = CTRNNConfig(input_size=1, output_size=1, hidden_size=5)
-    with pytest.raises(ValueError, match=r"`placements` must be one of.*Did you mean 'out'"):
+    with pytest.raises(ValueError, match=message):
         train_ensemble_runs(
-            tmp_path,
-            "NoisyFunctionApprox-v0",
-            model_config,
-            TrainConfig(),
-            placements=["in", "uot"],
-            progress=False,
-        )
-    with pytest.raises(ValueError, match=r"`seeds` must hold at least one value"):
-        train_ensemble_runs(
-            tmp_path,
-            "NoisyFunctionApprox-v0",
-            model_config,
-            TrainConfig(),
-            seeds=[],
-            progress=False,
-        )
-    with pytest.raises(ValueError, match=r"`sigmas` must not repeat"):
-        train_ensemble_runs(
-            tmp_path,
-            "NoisyFunctionApprox-v0",
-            model_config,
-            TrainConfig(),
-            sigmas=[0.5, 0.5],
-            progress=False,
+            tmp_path, "NoisyFunctionApprox-v0", model_config, TrainConfig(), progress=False, **lists
         )

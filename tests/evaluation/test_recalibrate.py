@@ -202,14 +202,16 @@ def test_the_source_folder_as_output_is_refused(source):
         recalibrate(source.path, source.path, to_sigma=0.0)
 
 
-def test_a_sigmoid_readout_run_is_refused(tmp_path):
-    run = train_run(
-        tmp_path / "sig",
-        TASK,
-        ctrnn_config(readout="sigmoid"),
-        TrainConfig(iterations=1, batch_size=4),
-        progress=False,
+def _sigmoid_run(tmp_path):
+    """A one-iteration run with a sigmoid read-out, which recalibration cannot refit."""
+    config = TrainConfig(iterations=1, batch_size=4)
+    return train_run(
+        tmp_path / "sig", TASK, ctrnn_config(readout="sigmoid"), config, progress=False
     )
+
+
+def test_a_sigmoid_readout_run_is_refused(tmp_path):
+    run = _sigmoid_run(tmp_path)
     with pytest.raises(ValueError, match=r"has a sigmoid read-out; recalibration refits a linear"):
         recalibrate(run.path, tmp_path / "sig0", to_sigma=0.0)
     assert not (tmp_path / "sig0").exists()
@@ -276,13 +278,7 @@ def test_cli_refuses_the_source_as_output_and_a_sigmoid_run(source, tmp_path, ca
         main(["recalibrate", str(source.path), "--to-sigma", "0", "--out", str(source.path)]) == 2
     )
     assert "is the source run itself" in capsys.readouterr().err
-    run = train_run(
-        tmp_path / "sig",
-        TASK,
-        ctrnn_config(readout="sigmoid"),
-        TrainConfig(iterations=1, batch_size=4),
-        progress=False,
-    )
+    run = _sigmoid_run(tmp_path)
     assert (
         main(["recalibrate", str(run.path), "--to-sigma", "0", "--out", str(tmp_path / "y")]) == 2
     )

@@ -20,17 +20,7 @@ def test_a_64_unit_ctrnn_learns_go_reactgo_and_anti_at_yangs_time_step():
     on mixed-length batches of the three tasks with the open-loop trainer: perf >= 0.9 on each
     (measured: 1.0 on each after 300 iterations, about 35 s on one thread)."""
     task = MultitaskTask(tasks=TASKS)
-    config = CTRNNConfig(
-        input_size=task.obs_size,
-        output_size=task.action_size,
-        hidden_size=64,
-        activation="softplus",
-        readout="sigmoid",
-        recurrent_init="identity",
-        dt=20.0,
-        tau=100.0,
-        noise_scaling="sqrt_2_over_gamma",
-    )
+    config = CTRNNConfig.yang2019(task.obs_size, task.action_size, hidden_size=64)
     model = CTRNN(config, torch.Generator().manual_seed(0))
     train_config = TrainConfig(sigma=0.05, iterations=400, batch_size=64, learning_rate=3e-3)
     train(model, task, train_config, progress=False)

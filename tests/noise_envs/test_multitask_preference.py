@@ -26,16 +26,12 @@ LEVELS = np.linspace(0.0, 2 * SIGMA, 9)
 
 def trained_sweep(placement: str):
     task = MultitaskTask(tasks=["fdgo", "reactgo", "fdanti"])
-    config = CTRNNConfig(
-        input_size=task.obs_size,
-        output_size=task.action_size,
+    config = CTRNNConfig.yang2019(  # sigma per step, as the paper gives it
+        task.obs_size,
+        task.action_size,
         hidden_size=64,
-        activation="softplus",
-        readout="sigmoid",
-        recurrent_init="identity",
         placement=placement,
-        dt=20.0,
-        tau=100.0,
+        noise_scaling="per_step",
     )
     model = CTRNN(config, torch.Generator().manual_seed(0))
     train_config = TrainConfig(sigma=SIGMA, iterations=400, batch_size=64, learning_rate=3e-3)
